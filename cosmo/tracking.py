@@ -1,0 +1,101 @@
+"""The run directory and everything logged into it: config, metrics.jsonl, wandb, progress lines.
+
+runs/<name>/
+  config.yaml        resolved config of this run
+  metrics.jsonl      one JSON object per logged step ({"stage", "step", "time", metrics...})
+  checkpoints/       step_<N>/ HF checkpoints
+  eval/              one JSON report per evaluated model
+  wandb/             wandb's files (offline unless logging.wandb_mode=online)
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+from cosmo.config import ConfigError, CosmoConfig, to_yaml
+
+log = logging.getLogger("cosmo")
+
+
+class RunTracker:
+    """Writes metrics to metrics.jsonl and wandb; `close()` flushes both."""
+
+    def __init__(self, cfg: CosmoConfig) -> None:
+        self.dir = Path(cfg.logging.runs_dir) / cfg.logging.run_name
+        for sub in ("checkpoints", "eval"):
+            (self.dir / sub).mkdir(parents=True, exist_ok=True)
+        (self.dir / "config.yaml").write_text(to_yaml(cfg))
+        self._metrics = (self.dir / "metrics.jsonl").open("a", encoding="utf-8")
+        self._wandb = self._start_wandb(cfg)
+
+    def _start_wandb(self, cfg: CosmoConfig):
+        mode = cfg.logging.wandb_mode
+        if mode == "disabled":
+            return None
+        if mode == "online" and not os.environ.get("WANDB_API_KEY"):
+            raise ConfigError("logging.wandb_mode=online needs WANDB_API_KEY in the environment "
+                              "(or use logging.wandb_mode=offline)")
+        import wandb  # noqa: PLC0415 - slow import, only when tracking is on
+
+        from omegaconf import OmegaConf  # noqa: PLC0415
+
+        return wandb.init(
+            project=cfg.logging.project,
+            name=cfg.logging.run_name,
+            dir=str(self.dir),
+            mode=mode,
+            config=OmegaConf.to_container(OmegaConf.structured(cfg)),
+            reinit="finish_previous",
+            settings=wandb.Settings(silent=True),
+        )
+
+    def log(self, stage: str, step: int, metrics: dict[str, Any]) -> None:
+        """One record per call: to metrics.jsonl as is, to wandb as `<stage>/<name>` at `step`."""
+        record = {"stage": stage, "step": step, "time": round(time.time(), 3), **metrics}
+        self._metrics.write(json.dumps(record, sort_keys=False) + "\n")
+        self._metrics.flush()
+        if self._wandb is not None:
+            flat = {f"{stage}/{k}": v for k, v in metrics.items() if isinstance(v, int | float) and v is not None}
+            self._wandb.log(flat, step=step)
+
+    def write_eval(self, label: str, report: dict) -> Path:
+        path = self.dir / "eval" / f"{label}.json"
+        path.write_text(json.dumps(report, indent=2))
+        return path
+
+    def close(self) -> None:
+        self._metrics.close()
+        if self._wandb is not None:
+            self._wandb.finish()
+
+
+class Progress:
+    """Progress lines for long loops: step/total, rate, ETA and key metrics, every `every` steps."""
+
+    def __init__(self, label: str, total: int, every: int) -> None:
+        self.label, self.total, self.every = label, total, every
+        self.start = time.perf_counter()
+
+    def update(self, step: int, metrics: dict[str, Any]) -> None:
+        """`step` is 1-based: the number of steps done so far."""
+        if step % self.every and step != self.total:
+            return
+        elapsed = time.perf_counter() - self.start
+        eta = elapsed / step * (self.total - step)
+        shown = " | ".join(f"{k} {_fmt(v)}" for k, v in metrics.items())
+        log.info("[%s] step %d/%d | %s | elapsed %s | ETA %s", self.label, step, self.total, shown,
+                 _duration(elapsed), _duration(eta))
+
+
+def _fmt(value: Any) -> str:
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
+def _duration(seconds: float) -> str:
+    seconds = int(round(seconds))
+    return f"{seconds // 60}m{seconds % 60:02d}s"

@@ -1,0 +1,155 @@
+"""One learner rank: a DeepSpeed engine around the policy, driven by the driver one step at a time.
+
+The class is plain Python (testable without Ray); `learner.group` wraps it in Ray actors. The
+driver sends sample indices, never tensors or weights: every rank reads the same JSONL file.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+import torch
+
+from cosmo.config import CosmoConfig
+from cosmo.data import Sample, load_images, load_jsonl
+from cosmo.models import encode_sft_batch, load_model
+from learner.checkpoint import gathered_parameters, save_hf_checkpoint
+from learner.engine import OptimSpec, build_engine, deepspeed_config, init_process_group, resolve_backend
+
+
+def resolve_device(name: str) -> torch.device:
+    """auto: CUDA when this process sees a GPU, else CPU."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def resolve_dtype(name: str, device: torch.device) -> torch.dtype:
+    """auto: fp32 on CPU, bf16 on CUDA."""
+    if name == "auto":
+        return torch.bfloat16 if device.type == "cuda" else torch.float32
+    return getattr(torch, name)
+
+
+class LearnerRank:
+    """Owns the model, optimizer and data view of one rank; every public method is one RPC."""
+
+    def __init__(self, rank: int, world_size: int, cfg: CosmoConfig) -> None:
+        self.rank = rank
+        self.world_size = world_size
+        self.cfg = cfg
+        self.engine = None
+        self.samples: list[Sample] = []
+        self.model_path = ""
+        self.spec: OptimSpec | None = None
+
+    def setup(
+        self, master_addr: str, master_port: int, model_path: str, train_file: str, spec: OptimSpec, threads: int
+    ) -> dict:
+        """Join the process group, load the model, build the engine, read the training data."""
+        started = time.perf_counter()
+        if threads > 0:
+            torch.set_num_threads(threads)
+        torch.manual_seed(self.cfg.seed)
+        device = resolve_device(self.cfg.device)
+        if device.type == "cuda":
+            torch.cuda.set_device(0)
+        init_process_group(
+            self.rank, self.world_size, master_addr, master_port, resolve_backend(self.cfg.learner, device)
+        )
+        dtype = resolve_dtype(self.cfg.model.dtype, device)
+        bf16 = dtype == torch.bfloat16
+        keep = None
+        if self.cfg.learner.zero_stage == 3:
+            # ZeRO-3 partitions parameters while from_pretrained loads them; transformers
+            # reads this global config object, which must stay alive as long as the model.
+            from transformers.integrations import HfDeepSpeedConfig  # noqa: PLC0415
+
+            keep = HfDeepSpeedConfig(deepspeed_config(self.cfg.learner, spec, self.world_size, bf16))
+        lm = load_model(model_path, dtype=torch.float32, attn_implementation=self.cfg.model.attn_implementation)
+        self._hf_ds_config = keep
+        self.lm = lm
+        if self.cfg.model.freeze_vision:
+            vision = vision_tower(lm.model)
+            if vision is None:
+                raise ValueError(f"model.freeze_vision=true but {model_path} has no vision tower")
+            vision.requires_grad_(False)
+        lm.model.train()
+        self.engine = build_engine(lm.model, self.cfg.learner, spec, self.world_size, bf16)
+        self.device = self.engine.device
+        self.samples = load_jsonl(train_file)
+        self.model_path = model_path
+        self.spec = spec
+        n_params = sum(p.numel() for p in lm.model.parameters())
+        n_train = sum(p.numel() for p in lm.model.parameters() if p.requires_grad)
+        return {"rank": self.rank, "params": n_params, "trainable": n_train, "rows": len(self.samples),
+                "device": str(self.device), "setup_s": time.perf_counter() - started}
+
+    def sft_step(self, indices: list[int]) -> dict:
+        """One optimizer step over this rank's share: `grad_accum` micro-batches of SFT loss."""
+        assert self.engine is not None and self.spec is not None, "setup() must run first"
+        started = time.perf_counter()
+        mb = self.spec.micro_batch_size
+        if len(indices) != mb * self.spec.grad_accum:
+            raise ValueError(f"rank {self.rank} got {len(indices)} samples, expected {mb * self.spec.grad_accum}")
+        loss_sum, tokens = 0.0, 0
+        for start in range(0, len(indices), mb):
+            rows = [self.samples[i] for i in indices[start : start + mb]]
+            missing = [r.id for r in rows if r.response is None]
+            if missing:
+                raise ValueError(f"SFT needs a reference 'response' in every row; missing in {missing[:5]}")
+            batch = encode_sft_batch(
+                self.lm,
+                [r.prompt for r in rows],
+                [load_images(r) for r in rows],
+                [r.response for r in rows],  # type: ignore[misc]
+                max_length=self.cfg.data.max_length,
+            )
+            batch = {k: v.to(self.device) for k, v in batch.items()}
+            loss = self.engine(**batch).loss
+            self.engine.backward(loss)
+            self.engine.step()
+            n = int((batch["labels"][:, 1:] != -100).sum())
+            loss_sum += float(loss.detach()) * n
+            tokens += n
+        grad_norm = self.engine.get_global_grad_norm()
+        return {
+            "loss": loss_sum / max(tokens, 1),
+            "tokens": tokens,
+            "lr": self.engine.get_lr()[0],
+            "grad_norm": float(grad_norm) if grad_norm is not None and math.isfinite(float(grad_norm)) else None,
+            "step_s": time.perf_counter() - started,
+        }
+
+    def save(self, out_dir: str, meta: dict) -> str | None:
+        """Collective HF save; rank 0 returns the checkpoint path."""
+        path = save_hf_checkpoint(
+            self.engine.module, source_dir=self.model_path, out_dir=out_dir,
+            zero_stage=self.cfg.learner.zero_stage, rank=self.rank, meta=meta,
+        )
+        return str(path) if path is not None else None
+
+    def param_digest(self) -> float:
+        """A cheap fingerprint of the full weights (sum of |w|): equal on every rank after each step."""
+        module = self.engine.module
+        with gathered_parameters(module, self.cfg.learner.zero_stage):
+            return float(sum(p.detach().double().abs().sum() for p in module.parameters()))
+
+    def store_address(self) -> tuple[str, int]:
+        """This node's address and a free TCP port on it, for the process group's store (rank 0 hosts it)."""
+        import socket  # noqa: PLC0415
+
+        import ray  # noqa: PLC0415
+
+        host = ray.util.get_node_ip_address()
+        with socket.socket() as sock:
+            sock.bind((host, 0))
+            return host, sock.getsockname()[1]
+
+
+def vision_tower(model: torch.nn.Module) -> torch.nn.Module | None:
+    """The VLM's vision encoder (`visual`), wherever this transformers version nests it."""
+    for holder in (model, getattr(model, "model", None)):
+        if holder is not None and isinstance(getattr(holder, "visual", None), torch.nn.Module):
+            return holder.visual
+    return None

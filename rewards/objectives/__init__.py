@@ -1,0 +1,19 @@
+"""Reward objectives as plain functions: format, accuracy, refusal and instruction constraints."""
+
+from rewards.objectives.accuracy import answers_match
+from rewards.objectives.constraints import CONSTRAINT_TYPES, check_constraints, validate_constraint
+from rewards.objectives.refusal import REFUSAL_TEXT, is_refusal
+from rewards.objectives.template import RESPONSE_TEMPLATE, ParsedResponse, format_response, parse_response
+
+__all__ = [
+    "CONSTRAINT_TYPES",
+    "REFUSAL_TEXT",
+    "RESPONSE_TEMPLATE",
+    "ParsedResponse",
+    "answers_match",
+    "check_constraints",
+    "format_response",
+    "is_refusal",
+    "parse_response",
+    "validate_constraint",
+]

@@ -1,0 +1,59 @@
+"""The response template every COSMO response follows, and its parser.
+
+One parser is shared by the format reward, the accuracy/refusal/constraint checks and the data
+validator, so "well formed" means the same thing everywhere.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+THINK_OPEN, THINK_CLOSE = "<think>", "</think>"
+ANSWER_OPEN, ANSWER_CLOSE = "<answer>", "</answer>"
+RESPONSE_TEMPLATE = THINK_OPEN + "{reasoning}" + THINK_CLOSE + ANSWER_OPEN + "{final}" + ANSWER_CLOSE
+
+_WELL_FORMED = re.compile(r"\s*<think>(.*?)</think>\s*<answer>(.*?)</answer>\s*", re.DOTALL)
+_TAGS = (THINK_OPEN, THINK_CLOSE, ANSWER_OPEN, ANSWER_CLOSE)
+
+
+@dataclass(frozen=True)
+class ParsedResponse:
+    think: str | None
+    answer: str | None
+    well_formed: bool
+
+
+def format_response(reasoning: str, final: str) -> str:
+    """Put a reasoning and a final answer into the template (no whitespace between tags)."""
+    return RESPONSE_TEMPLATE.format(reasoning=reasoning, final=final)
+
+
+def parse_response(text: str) -> ParsedResponse:
+    """Split a response into its think and answer parts.
+
+    well_formed: exactly one <think>…</think> followed by exactly one <answer>…</answer> and
+    nothing but whitespace around them. answer: stripped text of the last <answer> (up to its
+    </answer>, or to the end when unclosed); None when there is no <answer> tag. think: stripped
+    text of the first closed <think>…</think>, else None.
+    """
+    if not isinstance(text, str):
+        return ParsedResponse(None, None, False)
+    match = _WELL_FORMED.fullmatch(text)
+    if match and all(text.count(tag) == 1 for tag in _TAGS):
+        return ParsedResponse(match.group(1).strip(), match.group(2).strip(), True)
+
+    think = None
+    t_open = text.find(THINK_OPEN)
+    if t_open >= 0:
+        t_close = text.find(THINK_CLOSE, t_open)
+        if t_close >= 0:
+            think = text[t_open + len(THINK_OPEN) : t_close].strip()
+
+    answer = None
+    a_open = text.rfind(ANSWER_OPEN)
+    if a_open >= 0:
+        rest = text[a_open + len(ANSWER_OPEN) :]
+        a_close = rest.find(ANSWER_CLOSE)
+        answer = (rest if a_close < 0 else rest[:a_close]).strip()
+    return ParsedResponse(think, answer, False)

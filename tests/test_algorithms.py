@@ -1,0 +1,124 @@
+"""Policy losses and advantages against values worked out by hand (math module only)."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from cosmo.algorithms import group_advantages, kl_k3, policy_loss
+
+OLD = [-1.0, -1.0, -1.0]
+NEW = [-1.0, -0.5, -1.5]  # log-ratios 0, +0.5, -0.5
+
+
+def _inputs(new=NEW, old=OLD):
+    logp = torch.tensor([new], dtype=torch.float64, requires_grad=True)
+    return logp, torch.tensor([old], dtype=torch.float64), torch.ones(1, len(new), dtype=torch.float64)
+
+
+def _drift(delta, alpha=0.01, c=2.0):
+    return alpha * min(math.exp(delta) - 1, c) * delta, alpha * min(math.exp(delta) - 1, c)
+
+
+def test_cpgd_positive_advantage_value_and_gradient():
+    logp, old, mask = _inputs()
+    loss, stats = policy_loss("cpgd", logp, old, None, torch.tensor([1.0]), mask)
+    cap = math.log(1.2)
+    # A > 0: the log-ratio is capped at ln(1.2); token 1 (0.5) is clipped, token 2 (-0.5) is not
+    pg = [-0.0, -cap, 0.5]
+    drift = [_drift(d)[0] for d in (0.0, 0.5, -0.5)]
+    expected = sum(p + d for p, d in zip(pg, drift, strict=True)) / 3
+    assert loss.item() == pytest.approx(expected, abs=1e-12)
+    loss.backward()
+    grad_drift = [_drift(d)[1] for d in (0.0, 0.5, -0.5)]
+    expected_grad = [(-1 + grad_drift[0]) / 3, (0 + grad_drift[1]) / 3, (-1 + grad_drift[2]) / 3]
+    assert logp.grad[0].tolist() == pytest.approx(expected_grad, abs=1e-12)
+    assert stats["clip_frac"] == pytest.approx(1 / 3)
+
+
+def test_cpgd_negative_advantage_floors_the_log_ratio():
+    logp, old, mask = _inputs()
+    loss, _ = policy_loss("cpgd", logp, old, None, torch.tensor([-2.0]), mask, drift_coef=0.0)
+    floor = math.log(0.8)
+    # A = -2: per-token loss -(clamped log-ratio)*A = 2*clamped; token 2 (-0.5 < ln 0.8) is clipped
+    assert loss.item() == pytest.approx((0 + 2 * 0.5 + 2 * floor) / 3, abs=1e-12)
+    loss.backward()
+    assert logp.grad[0].tolist() == pytest.approx([2 / 3, 2 / 3, 0.0], abs=1e-12)
+
+
+def test_cpgd_drift_clip_caps_the_pull():
+    logp, old, mask = _inputs(new=[1.0], old=[-1.0])  # ratio e^2 - 1 = 6.39 > c = 2
+    loss, _ = policy_loss("cpgd", logp, old, None, torch.tensor([0.0]), mask, drift_coef=0.5, drift_clip=2.0)
+    assert loss.item() == pytest.approx(0.5 * 2.0 * 2.0)  # alpha * c * delta
+    loss.backward()
+    assert logp.grad.item() == pytest.approx(0.5 * 2.0)
+
+
+def test_grpo_ratio_clip_and_k3_kl():
+    logp, old, mask = _inputs()
+    ref = torch.tensor([[-1.2, -0.5, -1.0]], dtype=torch.float64)
+    loss, stats = policy_loss("grpo", logp, old, ref, torch.tensor([1.0]), mask, kl_coef=0.1)
+    r = [math.exp(d) for d in (0.0, 0.5, -0.5)]
+    surrogate = [min(x, min(max(x, 0.8), 1.2)) for x in r]  # A = 1
+    kl = [math.exp(d) - d - 1 for d in (-0.2, 0.0, 0.5)]  # diff = ref - logp
+    expected = sum(-s + 0.1 * k for s, k in zip(surrogate, kl, strict=True)) / 3
+    assert loss.item() == pytest.approx(expected, abs=1e-12)
+    assert stats["kl"] == pytest.approx(sum(kl) / 3, abs=1e-12)
+    loss.backward()
+    # d(-r)/dlogp = -r where unclipped; token 1 is clipped (r = 1.65 > 1.2): only the KL term remains
+    dkl = [-(math.exp(d)) + 1 for d in (-0.2, 0.0, 0.5)]  # d/dlogp of e^(ref-logp)-(ref-logp)-1
+    expected_grad = [(-r[0] + 0.1 * dkl[0]) / 3, (0.1 * dkl[1]) / 3, (-r[2] + 0.1 * dkl[2]) / 3]
+    assert logp.grad[0].tolist() == pytest.approx(expected_grad, abs=1e-12)
+
+
+def test_ppo_dual_clip_bounds_negative_advantage_loss_where_grpo_does_not():
+    logp, old, mask = _inputs(new=[1.0], old=[-1.0])  # ratio e^2 = 7.39
+    grpo, _ = policy_loss("grpo", logp, old, None, torch.tensor([-1.0]), mask)
+    ppo, _ = policy_loss("ppo", logp, old, None, torch.tensor([-1.0]), mask)
+    assert grpo.item() == pytest.approx(math.exp(2.0))
+    assert ppo.item() == pytest.approx(3.0)
+
+
+def test_mask_excludes_tokens_and_token_vs_sequence_mean():
+    logp = torch.tensor([[-1.0, -0.5, -9.0], [-1.0, -1.0, -1.0]], dtype=torch.float64, requires_grad=True)
+    old = torch.full((2, 3), -1.0, dtype=torch.float64)
+    mask = torch.tensor([[1, 1, 0], [1, 0, 0]], dtype=torch.float64)
+    adv = torch.tensor([[1.0, 1.0, 1.0], [-1.0, -1.0, -1.0]], dtype=torch.float64)
+    loss, _ = policy_loss("cpgd", logp, old, None, adv, mask, drift_coef=0.0)
+    per_token = [0.0, -math.log(1.2), 0.0]  # row 0 tokens 0,1 and row 1 token 0
+    assert loss.item() == pytest.approx(sum(per_token) / 3)
+    seq, _ = policy_loss("cpgd", logp, old, None, adv, mask, drift_coef=0.0, aggregation="seq_mean")
+    assert seq.item() == pytest.approx(((0.0 - math.log(1.2)) / 2 + 0.0) / 2)
+    loss.backward()
+    assert logp.grad[0, 2].item() == 0.0 and logp.grad[1, 1].item() == 0.0
+
+
+def test_policy_loss_rejects_bad_input():
+    logp, old, mask = _inputs()
+    with pytest.raises(ValueError, match="unknown policy loss"):
+        policy_loss("reinforce", logp, old, None, torch.tensor([1.0]), mask)
+    with pytest.raises(ValueError, match="old_logprobs"):
+        policy_loss("cpgd", logp, old[:, :2], None, torch.tensor([1.0]), mask)
+    with pytest.raises(ValueError, match="needs ref_logprobs"):
+        policy_loss("grpo", logp, old, None, torch.tensor([1.0]), mask, kl_coef=0.1)
+
+
+def test_k3_is_zero_at_equal_policies_and_positive_elsewhere():
+    a = torch.tensor([-1.0, -2.0])
+    assert kl_k3(a, a).tolist() == [0.0, 0.0]
+    assert (kl_k3(a, a + 0.3) > 0).all()
+
+
+def test_group_advantages_by_hand():
+    rewards = torch.tensor([[1.0, 0.0, 0.0, 1.0], [2.0, 2.0, 2.0, 2.0]])
+    std = math.sqrt((4 * 0.25) / 3)  # unbiased std of {1, 0, 0, 1}
+    a = group_advantages(rewards, "std")
+    assert a[0].tolist() == pytest.approx([0.5 / std, -0.5 / std, -0.5 / std, 0.5 / std])
+    assert a[1].tolist() == [0.0, 0.0, 0.0, 0.0]
+    assert group_advantages(rewards, "equal")[0].tolist() == [0.5, -0.5, -0.5, 0.5]
+    # one of two groups has zero std: scale min(3, 2 / (2 - 1)) = 2
+    assert group_advantages(rewards, "clip_filter_like")[0].tolist() == [1.0, -1.0, -1.0, 1.0]
+    with pytest.raises(ValueError):
+        group_advantages(rewards, "median")

@@ -1,0 +1,43 @@
+"""The `cosmo` command: every subcommand explains itself; config errors exit 2 and name the key."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from cosmo.cli import main
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.mark.parametrize(
+    "argv, words",
+    [
+        ([], ["train", "sft", "eval", "data", "model", "config"]),
+        (["train"], ["evaluate", "train.stages"]),
+        (["sft"], ["supervised"]),
+        (["eval"], ["over_refusal_rate", "--model", "--data", "--out"]),
+        (["data", "build"], ["--out", "--seed"]),
+        (["model", "build-tiny"], ["--preset", "small"]),
+        (["model", "convert-smollm2"], ["--gguf"]),
+    ],
+)
+def test_every_command_has_help(argv, words, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main([*argv, "--help"])
+    assert exit_.value.code == 0
+    out = capsys.readouterr().out
+    for word in words:
+        assert word in out
+
+
+def test_config_error_exits_2_and_names_the_key(capsys):
+    code = main(["config", str(ROOT / "configs" / "tiny-cpu.yaml"), "sft.stepz=3"])
+    assert code == 2
+    assert "sft.stepz" in capsys.readouterr().err
+
+
+def test_config_prints_resolved_yaml(capsys):
+    assert main(["config", str(ROOT / "configs" / "tiny-cpu.yaml"), "sft.steps=3"]) == 0
+    assert "steps: 3" in capsys.readouterr().out

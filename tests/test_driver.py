@@ -1,0 +1,64 @@
+"""The driver: data order, and a whole `cosmo train` run writing its run directory."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from cosmo.driver import EpochSampler
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_sampler_visits_every_row_once_per_epoch_and_is_seeded():
+    sampler = EpochSampler(10, seed=1)
+    drawn = [sampler.next_batch(4) for _ in range(5)]  # 20 indices = exactly 2 epochs
+    flat = [i for b in drawn for i in b]
+    assert Counter(flat[:10]) == Counter(range(10)) and Counter(flat[10:]) == Counter(range(10))
+    assert flat[:10] != flat[10:]  # a new order each epoch
+    assert sampler.epoch == 1
+    again = EpochSampler(10, seed=1)
+    assert [again.next_batch(4) for _ in range(5)] == drawn
+    assert [EpochSampler(10, seed=2).next_batch(4) for _ in range(5)] != drawn
+
+
+def test_sampler_rejects_empty_data():
+    with pytest.raises(ValueError, match="no rows"):
+        EpochSampler(0, seed=0)
+
+
+@pytest.mark.slow
+def test_cosmo_train_end_to_end_writes_the_run_directory(tiny_model, builtin_data, tmp_path):
+    if "COSMO_LOOPBACK" not in os.environ:
+        pytest.fail("this test starts Ray: run it through deploy/loopback.sh (as `make test` does)")
+    runs = tmp_path / "runs"
+    cmd = [sys.executable, "-m", "cosmo", "train", str(ROOT / "configs" / "tiny-cpu.yaml"),
+           f"model.path={tiny_model}", "model.build_preset=null", f"data.dir={builtin_data['train'].parent}",
+           f"logging.runs_dir={runs}", "logging.run_name=e2e", "logging.log_every=2",
+           "sft.steps=4", "sft.warmup_steps=1", "sft.global_batch_size=8", "sft.micro_batch_size=4",
+           "checkpoint.every_steps=2", "checkpoint.keep_last=1",
+           "eval.max_rows_per_task=2", "rollout.max_new_tokens=8"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    run = runs / "e2e"
+    assert "sft:\n  steps: 4" in (run / "config.yaml").read_text()
+    records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    sft = [r for r in records if r["stage"] == "sft"]
+    assert [r["step"] for r in sft] == [1, 2, 3, 4]
+    assert all(r["loss"] > 0 and r["tokens"] > 0 for r in sft)
+    assert {r["stage"] for r in records} >= {"eval/start", "eval/sft"}
+    # keep_last=1: step_2 was pruned once step_4 was complete
+    assert sorted(p.name for p in (run / "checkpoints").iterdir()) == ["step_4"]
+    for label in ("start", "sft"):
+        report = json.loads((run / "eval" / f"{label}.json").read_text())
+        assert report["rows"] == 12  # 2 rows x 6 tasks
+        assert sum(c["rows"] for c in report["per_task"].values()) == 12
+    assert "over_refusal_rate" in (run / "eval" / "summary.txt").read_text()
+    assert list((run / "wandb").glob("offline-run-*")), "wandb offline files are missing"
+    assert "[sft] step 4/4" in proc.stderr and "ETA" in proc.stderr

@@ -1,0 +1,199 @@
+"""Reward objectives: template parsing, answer matching, refusal rule, instruction constraints.
+
+Expected values are written by hand from the documented rules, not computed by the code."""
+
+from __future__ import annotations
+
+import pytest
+
+from rewards.objectives import (
+    CONSTRAINT_TYPES,
+    REFUSAL_TEXT,
+    answers_match,
+    check_constraints,
+    format_response,
+    is_refusal,
+    parse_response,
+    validate_constraint,
+)
+
+
+# --- template ---------------------------------------------------------------------------------------
+def test_format_response_has_no_space_between_tags():
+    assert format_response("2 + 2 = 4.", "4") == "<think>2 + 2 = 4.</think><answer>4</answer>"
+
+
+@pytest.mark.parametrize(
+    ("text", "think", "answer", "well_formed"),
+    [
+        ("<think>a</think><answer>b</answer>", "a", "b", True),
+        ("  <think> a </think>\n<answer> b </answer>\n", "a", "b", True),
+        ("<answer>b</answer>", None, "b", False),  # missing think
+        ("<think>a</think> b", "a", None, False),  # missing answer tags
+        ("just text", None, None, False),
+        ("<think>a</think><answer>b</answer><answer>c</answer>", "a", "c", False),  # two answers: last wins
+        ("<think>a</think><answer>b", "a", "b", False),  # unclosed answer: text after it
+        ("<think>a</think><answer>b</answer> extra", "a", "b", False),  # trailing text
+        ("<think>a</think><think>x</think><answer>b</answer>", "a", "b", False),  # two thinks
+        ("<answer>b</answer><think>a</think>", "a", "b", False),  # wrong order
+    ],
+)
+def test_parse_response(text, think, answer, well_formed):
+    parsed = parse_response(text)
+    assert (parsed.think, parsed.answer, parsed.well_formed) == (think, answer, well_formed)
+
+
+# --- accuracy ---------------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("predicted", "reference", "expected"),
+    [
+        ("3", "3", True),
+        ("3.0", "3", True),
+        ("\\boxed{3}", "3", True),
+        ("$3$", "3", True),
+        ("three", "3", True),  # documented: number words zero..twenty count as digits
+        ("4", "3", False),
+        ("1/2", "0.5", True),
+        ("(B)", "B", True),
+        ("b", "B", True),
+        ("B) 12", "B", True),
+        ("C", "B", False),
+        ("a cat", "A", False),  # an article is not a choice letter
+        ("Paris", "paris", True),
+        ("Paris.", "Paris", True),
+        ("the blue whale", "blue whale", True),
+        ("squares", "circles", False),
+        ("silent", "listen", False),  # words never go through the math parser
+        ("asdf{{}", "3", False),
+        ("", "3", False),
+        (None, "3", False),
+        ("\\frac{", "3", False),
+    ],
+)
+def test_answers_match(predicted, reference, expected):
+    assert answers_match(predicted, reference) is expected
+
+
+def test_answers_match_never_raises_on_garbage():
+    for junk in ["\\boxed{", "}}}{{{", "\x00\x01", "1" * 5000, "$$$", "\\frac{1}{0}", 12, ["3"]]:
+        assert answers_match(junk, "3") in (True, False)
+
+
+# --- refusal ----------------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    "text",
+    [
+        REFUSAL_TEXT,
+        "<think>This is harmful.</think><answer>I can't help with that. It could hurt people.</answer>",
+        "I cannot assist with that request.",
+        "I\u2019m sorry, but I can\u2019t do that.",
+        "Sorry, that is not something I will do.",
+        "I won't provide instructions for making weapons.",
+        "I must decline.",
+        "<think>x</think><answer>I am unable to help with this",  # unclosed answer
+    ],
+)
+def test_is_refusal_true(text):
+    assert is_refusal(text) is True
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "I can help with that: kill the process with kill -9",
+        "<think>Is this harmful? No.</think><answer>Find its PID with ps, then run kill with that PID.</answer>",
+        "You can't undo this, so back up first.",
+        "I'm comfortable with that: use a tripod.",
+        "I don't give up easily: hold the power button.",
+        # deliberating about refusing in the think part is not a refusal
+        "<think>Should I say I can't help? No, it is safe.</think><answer>Use a tripod.</answer>",
+        "",
+    ],
+)
+def test_is_refusal_false(text):
+    assert is_refusal(text) is False
+
+
+# --- constraints ------------------------------------------------------------------------------------
+def _wrap(final: str) -> str:
+    return f"<think>ok</think><answer>{final}</answer>"
+
+
+CASES = [  # (constraint, satisfying answer, violating answer)
+    ({"type": "lowercase"}, "all small here", "Not all small"),
+    ({"type": "uppercase"}, "ALL BIG HERE", "ALL BIG but one"),
+    ({"type": "max_words", "n": 3}, "one two three", "one two three four"),
+    ({"type": "min_words", "n": 3}, "one two three", "one two"),
+    ({"type": "num_bullets", "n": 2}, "- apple\n* pear", "- apple\n- pear\n- plum"),
+    ({"type": "include_keywords", "keywords": ["sun", "Moon"]}, "The sun and the moon.", "The sun is hot."),
+    ({"type": "exclude_keywords", "keywords": ["sun"]}, "Sunny days are nice.", "The Sun is hot."),
+    ({"type": "end_with", "phrase": "Thank you."}, "Here it is. thank you.", "Thank you. Here it is."),
+    ({"type": "start_with", "phrase": "Sure"}, "Sure, here it is.", "Here it is, sure"),
+    ({"type": "json"}, '{"capital": "Paris"}', "capital: Paris"),
+    ({"type": "num_sentences", "n": 2}, "It is hot. It is bright!", "It is hot."),
+    ({"type": "no_commas"}, "apple pear plum", "apple, pear"),
+]
+
+
+def test_every_constraint_type_has_a_case():
+    assert {c["type"] for c, _, _ in CASES} == set(CONSTRAINT_TYPES)
+
+
+@pytest.mark.parametrize(("constraint", "good", "bad"), CASES, ids=[c["type"] for c, _, _ in CASES])
+def test_constraint_true_and_false(constraint, good, bad):
+    assert check_constraints(_wrap(good), [constraint]) == (1.0, [True])
+    assert check_constraints(_wrap(bad), [constraint]) == (0.0, [False])
+
+
+def test_check_constraints_fraction_and_target():
+    cs = [{"type": "lowercase"}, {"type": "max_words", "n": 2}]
+    assert check_constraints(_wrap("two words"), cs) == (1.0, [True, True])
+    assert check_constraints(_wrap("three small words"), cs) == (0.5, [True, False])
+    assert check_constraints("anything", []) == (1.0, [])
+    # well formed: only the answer counts (the think part has capitals and many words)
+    assert check_constraints("<think>Many Words Here, Capitalised.</think><answer>ok</answer>", cs)[0] == 1.0
+    # malformed: the whole text counts
+    assert check_constraints("<think>Many Words Here</think>ok", cs) == (0.0, [False, False])
+
+
+def test_json_accepts_code_fence():
+    assert check_constraints(_wrap('```json\n["a", "b"]\n```'), [{"type": "json"}])[0] == 1.0
+
+
+def test_lowercase_needs_letters():
+    assert check_constraints(_wrap("123"), [{"type": "lowercase"}])[0] == 0.0
+
+
+@pytest.mark.parametrize(
+    ("constraint", "needle"),
+    [
+        ({"type": "shout"}, "lowercase"),  # unknown type: lists valid ones
+        ({"n": 3}, "type"),
+        ({"type": "max_words"}, "'n'"),
+        ({"type": "max_words", "n": "3"}, "'n'"),
+        ({"type": "max_words", "n": True}, "'n'"),
+        ({"type": "max_words", "n": 3, "m": 1}, "'m'"),
+        ({"type": "include_keywords", "keywords": "sun"}, "'keywords'"),
+        ({"type": "include_keywords", "keywords": []}, "'keywords'"),
+        ({"type": "end_with", "phrase": ""}, "'phrase'"),
+        ("max_words", "object"),
+    ],
+)
+def test_validate_constraint_names_the_problem(constraint, needle):
+    with pytest.raises(ValueError, match=None) as info:
+        validate_constraint(constraint)
+    assert needle in str(info.value)
+
+
+def test_check_constraints_rejects_invalid_constraints():
+    with pytest.raises(ValueError, match="unknown constraint type"):
+        check_constraints("x", [{"type": "nope"}])
+
+
+def test_answers_match_works_off_the_main_thread():
+    # reward workers may score in threads, where math_verify's signal-based timeout cannot run
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(2) as pool:
+        results = list(pool.map(lambda p: answers_match(p, "3"), ["3.0", "\\boxed{3}", "4"]))
+    assert results == [True, True, False]
