@@ -167,6 +167,14 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _user_errors() -> tuple[type[Exception], ...]:
+    """Errors caused by input a user can fix: reported as one line, without a traceback."""
+    from cosmo.data import DataError  # noqa: PLC0415
+    from learner.group import LearnerError  # noqa: PLC0415
+
+    return (DataError, LearnerError, FileNotFoundError, NotADirectoryError)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(
@@ -179,6 +187,11 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"cosmo: config error: {exc}", file=sys.stderr)
         return 2
+    except Exception as exc:
+        if not isinstance(exc, _user_errors()):
+            raise
+        print(f"cosmo: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("cosmo: interrupted", file=sys.stderr)
         return 130

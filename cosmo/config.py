@@ -16,8 +16,8 @@ from typing import Any
 from omegaconf import MISSING, DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-STAGES = ("sft",)
-"""Training stages `cosmo train` can run, in order. The RL stage lands with the actor–learner loop."""
+STAGES = ("sft", "rl")
+"""Training stages `cosmo train` can run, in order."""
 
 
 class ConfigError(ValueError):
@@ -78,20 +78,42 @@ class SFTConfig:
 
 
 @dataclass
-class RolloutConfig:
-    """Generation: used by evaluation now, and by the vLLM rollout actors of the RL stage."""
+class RLConfig:
+    """The RL stage: rollouts on vLLM actors, rewards on worker actors, policy updates on the learner."""
 
-    max_new_tokens: int = opt(48, "tokens generated per response")
-    temperature: float = opt(0.0, "sampling temperature; 0 is greedy")
-    batch_size: int = opt(32, "prompts per generation batch")
+    steps: int = opt(20, "RL steps (rollout, reward, update, weight broadcast)")
+    prompts_per_step: int = opt(8, "training rows sampled per step; each gets algorithm.group_size responses")
+    micro_batch_size: int = opt(8, "trajectories per forward/backward pass on one rank")
+    lr: float = opt(1e-4, "peak learning rate (AdamW); the CPGD paper uses 1e-6 for 7B models")
+    min_lr_ratio: float = opt(0.1, "cosine decay ends at lr x min_lr_ratio")
+    warmup_steps: int = opt(0, "linear warmup steps")
+
+
+@dataclass
+class RolloutConfig:
+    """The vLLM rollout actors of the RL stage."""
+
+    num_actors: int = opt(2, "rollout actors, one vLLM engine each; a step's prompts are split between them")
+    cpus_per_actor: float = opt(0.5, "Ray CPUs reserved per actor (fractional: actors share cores)")
+    max_new_tokens: int = opt(48, "tokens sampled per response")
+    temperature: float = opt(1.0, "sampling temperature (1.0: log-probs match the learner's)")
+    top_p: float = opt(1.0, "nucleus sampling")
+    max_model_len: int = opt(512, "vLLM context length (prompt with image tokens + response)")
+    enforce_eager: bool = opt(True, "no CUDA graphs / compilation (required on CPU)")
+    gpu_memory_utilization: float = opt(0.5, "GPU only: share of GPU memory vLLM may take")
+    tensor_parallel_size: int = opt(1, "GPU only: GPUs per engine")
+    max_restarts: int = opt(3, "times Ray restarts a dead rollout actor before the run fails")
 
 
 @dataclass
 class RewardConfig:
-    """How responses are judged."""
+    """How responses are judged and scored."""
 
     refusal_classifier: str = opt("rules", "the refusal decision behind every safety metric: rules = the "
                                   "phrase classifier of rewards/objectives/refusal.py")
+    num_workers: int = opt(2, "reward-worker actors scoring in parallel")
+    timeout_s: float = opt(30.0, "per scoring call; a worker that exceeds it is replaced and its share retried")
+    format_weight: float = opt(0.5, "weight of the format objective added to the task objective")
 
 
 @dataclass
@@ -103,13 +125,17 @@ class AlgorithmConfig:
     drift_coef: float = opt(0.01, "CPGD policy-drift coefficient alpha")
     drift_clip: float = opt(2.0, "CPGD policy-drift clip c")
     kl_coef: float = opt(0.0, "GRPO/PPO: k3 KL penalty against the reference policy")
+    group_size: int = opt(8, "responses sampled per prompt (the group of group-relative advantages)")
+    advantage_weight: str = opt("std", "std (divide by the group's std), equal, or clip_filter_like")
+    aggregation: str = opt("token_mean", "token_mean over the micro-batch, or seq_mean of per-sequence means")
 
 
 @dataclass
 class LearnerConfig:
     """The DeepSpeed learner: one Ray actor per rank."""
 
-    num_ranks: int = opt(2, "data-parallel ranks (one CPU, or one GPU, each)")
+    num_ranks: int = opt(2, "data-parallel ranks (one GPU each on CUDA)")
+    cpus_per_rank: float = opt(1.0, "Ray CPUs reserved per rank (logical; fractional lets rollout actors share)")
     zero_stage: int = opt(2, "DeepSpeed ZeRO stage: 0, 1, 2 or 3")
     backend: str = opt("auto", "torch.distributed backend: auto (gloo on CPU, nccl on CUDA), gloo or nccl")
     weight_decay: float = opt(0.01, "AdamW weight decay")
@@ -142,7 +168,7 @@ class LoggingConfig:
 
 @dataclass
 class CheckpointConfig:
-    """HF-format checkpoints under runs_dir/run_name/checkpoints/step_<N>."""
+    """HF-format checkpoints under runs_dir/run_name/checkpoints/<stage>/step_<N>."""
 
     every_steps: int = opt(0, "save every N optimizer steps (0: only at the end of each stage)")
     keep_last: int = opt(2, "complete checkpoints kept; older ones are deleted")
@@ -154,6 +180,8 @@ class EvalConfig:
 
     enabled: bool = opt(True, "evaluate before training and after each stage")
     max_rows_per_task: int = opt(0, "rows per task to evaluate (0: all)")
+    max_new_tokens: int = opt(48, "tokens generated per response (greedy)")
+    batch_size: int = opt(32, "prompts per generation batch")
 
 
 @dataclass
@@ -164,6 +192,7 @@ class CosmoConfig:
     data: DataConfig = opt(help="", factory=DataConfig)
     train: TrainConfig = opt(help="", factory=TrainConfig)
     sft: SFTConfig = opt(help="", factory=SFTConfig)
+    rl: RLConfig = opt(help="", factory=RLConfig)
     rollout: RolloutConfig = opt(help="", factory=RolloutConfig)
     reward: RewardConfig = opt(help="", factory=RewardConfig)
     algorithm: AlgorithmConfig = opt(help="", factory=AlgorithmConfig)
@@ -248,9 +277,32 @@ def validate(cfg: CosmoConfig) -> None:
     per_step = s.micro_batch_size * cfg.learner.num_ranks
     _check(s.global_batch_size % per_step == 0, "sft.global_batch_size",
            f"a multiple of sft.micro_batch_size x learner.num_ranks = {per_step}", s.global_batch_size)
-    _check(cfg.rollout.max_new_tokens >= 1, "rollout.max_new_tokens", "an integer >= 1", cfg.rollout.max_new_tokens)
-    _check(cfg.rollout.temperature >= 0, "rollout.temperature", "a number >= 0", cfg.rollout.temperature)
-    _check(cfg.rollout.batch_size >= 1, "rollout.batch_size", "an integer >= 1", cfg.rollout.batch_size)
+    rl = cfg.rl
+    _check(rl.steps >= 1, "rl.steps", "an integer >= 1", rl.steps)
+    _check(rl.lr > 0, "rl.lr", "a positive number", rl.lr)
+    _check(0 <= rl.min_lr_ratio <= 1, "rl.min_lr_ratio", "a number in [0, 1]", rl.min_lr_ratio)
+    _check(rl.warmup_steps >= 0, "rl.warmup_steps", "an integer >= 0", rl.warmup_steps)
+    _check(rl.prompts_per_step >= 1, "rl.prompts_per_step", "an integer >= 1", rl.prompts_per_step)
+    per_step = rl.micro_batch_size * cfg.learner.num_ranks
+    _check(rl.micro_batch_size >= 1 and (rl.prompts_per_step * cfg.algorithm.group_size) % per_step == 0,
+           "rl.micro_batch_size", f"a divisor such that rl.prompts_per_step x algorithm.group_size = "
+           f"{rl.prompts_per_step * cfg.algorithm.group_size} is a multiple of micro_batch_size x "
+           f"learner.num_ranks", rl.micro_batch_size)
+    r = cfg.rollout
+    _check(r.num_actors >= 1, "rollout.num_actors", "an integer >= 1", r.num_actors)
+    _check(r.cpus_per_actor > 0, "rollout.cpus_per_actor", "a positive number", r.cpus_per_actor)
+    _check(r.max_new_tokens >= 1, "rollout.max_new_tokens", "an integer >= 1", r.max_new_tokens)
+    _check(r.temperature > 0, "rollout.temperature", "a positive number (RL samples)", r.temperature)
+    _check(0 < r.top_p <= 1, "rollout.top_p", "a number in (0, 1]", r.top_p)
+    _check(r.max_model_len > r.max_new_tokens, "rollout.max_model_len", "more than rollout.max_new_tokens",
+           r.max_model_len)
+    _check(0 < r.gpu_memory_utilization <= 1, "rollout.gpu_memory_utilization", "a number in (0, 1]",
+           r.gpu_memory_utilization)
+    _check(r.tensor_parallel_size >= 1, "rollout.tensor_parallel_size", "an integer >= 1", r.tensor_parallel_size)
+    _check(r.max_restarts >= 0, "rollout.max_restarts", "an integer >= 0", r.max_restarts)
+    _check(cfg.reward.num_workers >= 1, "reward.num_workers", "an integer >= 1", cfg.reward.num_workers)
+    _check(cfg.reward.timeout_s > 0, "reward.timeout_s", "a positive number", cfg.reward.timeout_s)
+    _check(cfg.reward.format_weight >= 0, "reward.format_weight", "a number >= 0", cfg.reward.format_weight)
     _check(cfg.reward.refusal_classifier == "rules", "reward.refusal_classifier", "rules",
            cfg.reward.refusal_classifier)
     a = cfg.algorithm
@@ -259,8 +311,14 @@ def validate(cfg: CosmoConfig) -> None:
     _check(a.drift_coef >= 0, "algorithm.drift_coef", "a number >= 0", a.drift_coef)
     _check(a.drift_clip > 0, "algorithm.drift_clip", "a positive number", a.drift_clip)
     _check(a.kl_coef >= 0, "algorithm.kl_coef", "a number >= 0", a.kl_coef)
+    _check(a.group_size >= 2, "algorithm.group_size", "an integer >= 2", a.group_size)
+    from cosmo.algorithms import AGGREGATIONS, WEIGHTS  # noqa: PLC0415
+
+    _check(a.advantage_weight in WEIGHTS, "algorithm.advantage_weight", f"one of {list(WEIGHTS)}", a.advantage_weight)
+    _check(a.aggregation in AGGREGATIONS, "algorithm.aggregation", f"one of {list(AGGREGATIONS)}", a.aggregation)
     ln = cfg.learner
     _check(ln.num_ranks >= 1, "learner.num_ranks", "an integer >= 1", ln.num_ranks)
+    _check(ln.cpus_per_rank > 0, "learner.cpus_per_rank", "a positive number", ln.cpus_per_rank)
     _check(ln.zero_stage in (0, 1, 2, 3), "learner.zero_stage", "0, 1, 2 or 3", ln.zero_stage)
     _check(ln.backend in ("auto", "gloo", "nccl"), "learner.backend", "auto, gloo or nccl", ln.backend)
     _check(ln.grad_clip >= 0, "learner.grad_clip", "a number >= 0", ln.grad_clip)
@@ -278,6 +336,8 @@ def validate(cfg: CosmoConfig) -> None:
     _check(cfg.checkpoint.every_steps >= 0, "checkpoint.every_steps", "an integer >= 0", cfg.checkpoint.every_steps)
     _check(cfg.checkpoint.keep_last >= 1, "checkpoint.keep_last", "an integer >= 1", cfg.checkpoint.keep_last)
     _check(cfg.eval.max_rows_per_task >= 0, "eval.max_rows_per_task", "an integer >= 0", cfg.eval.max_rows_per_task)
+    _check(cfg.eval.max_new_tokens >= 1, "eval.max_new_tokens", "an integer >= 1", cfg.eval.max_new_tokens)
+    _check(cfg.eval.batch_size >= 1, "eval.batch_size", "an integer >= 1", cfg.eval.batch_size)
     _check(cfg.device in ("auto", "cpu", "cuda"), "device", "auto, cpu or cuda", cfg.device)
 
 

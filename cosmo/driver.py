@@ -123,7 +123,7 @@ def run_sft(cfg: CosmoConfig, tracker: RunTracker, model_path: str, train_file: 
                  n_ranks, time.perf_counter() - started, f"{info[0]['params']:,}", f"{info[0]['trainable']:,}",
                  info[0]["device"], cfg.learner.zero_stage)
         progress = Progress("sft", s.steps, cfg.logging.log_every)
-        checkpoints = Path(tracker.dir) / "checkpoints"
+        checkpoints = Path(tracker.dir) / "checkpoints" / "sft"
         path = ""
         for step in range(1, s.steps + 1):
             stats = group.sft_step(sampler.next_batch(s.global_batch_size))
@@ -142,6 +142,80 @@ def run_sft(cfg: CosmoConfig, tracker: RunTracker, model_path: str, train_file: 
     return path
 
 
+def run_rl(cfg: CosmoConfig, tracker: RunTracker, model_path: str, train_file: str) -> str:
+    """The actor-learner loop: rollouts -> rewards -> advantages -> update -> weight broadcast."""
+    from actors.group import RolloutGroup  # noqa: PLC0415
+    from cosmo.algorithms.batch import prepare_rl_batch  # noqa: PLC0415
+    from cosmo.data import load_jsonl  # noqa: PLC0415
+    from learner.checkpoint import prune_checkpoints  # noqa: PLC0415
+    from learner.engine import OptimSpec  # noqa: PLC0415
+    from learner.group import LearnerGroup  # noqa: PLC0415
+    from rewards.pool import RewardPool  # noqa: PLC0415
+
+    rl, a, n_ranks = cfg.rl, cfg.algorithm, cfg.learner.num_ranks
+    batch = rl.prompts_per_step * a.group_size
+    spec = OptimSpec(lr=rl.lr, total_steps=rl.steps, warmup_steps=rl.warmup_steps, min_lr_ratio=rl.min_lr_ratio,
+                     micro_batch_size=rl.micro_batch_size, grad_accum=batch // (rl.micro_batch_size * n_ranks))
+    sampler = EpochSampler(len(load_jsonl(train_file)), cfg.seed + 1)
+    started = time.perf_counter()
+    learner = LearnerGroup(cfg)
+    rollout = rewards = None
+    checkpoints = Path(tracker.dir) / "checkpoints" / "rl"
+    path = ""
+    try:
+        learner.setup(model_path, train_file, spec)
+        rollout = RolloutGroup(cfg, model_path, train_file)
+        rewards = RewardPool(cfg, train_file)
+        log.info("[rl] %d learner ranks, %d vLLM rollout actors, %d reward workers ready in %.1f s "
+                 "(%s, %d prompts x %d samples per step)", n_ranks, cfg.rollout.num_actors, cfg.reward.num_workers,
+                 time.perf_counter() - started, a.name, rl.prompts_per_step, a.group_size)
+        progress = Progress("rl", rl.steps, cfg.logging.log_every)
+        for step in range(1, rl.steps + 1):
+            t0 = time.perf_counter()
+            trajectories = rollout.generate(sampler.next_batch(rl.prompts_per_step), a.group_size)
+            t1 = time.perf_counter()
+            scored = rewards.score(trajectories)
+            t2 = time.perf_counter()
+            items, stats = prepare_rl_batch(scored, a.group_size, a.advantage_weight)
+            train = learner.rl_step(items)
+            t3 = time.perf_counter()
+            weights_ref, learner_digest = learner.export_weights()
+            synced = rollout.update_weights(weights_ref, version=step)
+            t4 = time.perf_counter()
+            tokens = sum(len(t.response_ids) for t in trajectories)
+            stats.update({f"train/{k}": v for k, v in train.items()})
+            stats.update({
+                "time/rollout": t1 - t0, "time/reward": t2 - t1, "time/train": t3 - t2, "time/sync": t4 - t3,
+                "time/step": t4 - t0, "rollout/tokens_per_s": tokens / max(t1 - t0, 1e-9),
+                "rollout/trajectories": len(trajectories),
+                "policy/version_lag": step - 1 - min(t.version for t in trajectories),
+                # every engine loaded exactly the bytes the learner sent
+                "sync/digest_match": float(all(s["digest"] == learner_digest for s in synced)),
+                "sync/load_s": max(s["load_s"] for s in synced),
+                "policy/version": min(t.version for t in trajectories),
+                "epoch": sampler.epoch,
+            })
+            for event in rollout.events + rewards.events:
+                tracker.log("event", step, event)
+            rollout.events.clear()
+            rewards.events.clear()
+            tracker.log("rl", step, stats)
+            progress.update(step, {"reward": stats["reward/mean"], "loss": train["loss"],
+                                   "clip": train["clip_frac"], "sync_s": round(t4 - t3, 3),
+                                   "step_s": round(t4 - t0, 2)})
+            every = cfg.checkpoint.every_steps
+            if step == rl.steps or (every and step % every == 0):
+                meta = {"stage": "rl", "step": step, "source_model": model_path}
+                path = learner.save(str(checkpoints / f"step_{step}"), meta)
+                prune_checkpoints(checkpoints, cfg.checkpoint.keep_last)
+                log.info("[rl] checkpoint %s", path)
+    finally:
+        for part in (rewards, rollout, learner):
+            if part is not None:
+                part.shutdown()
+    return path
+
+
 def _evaluate_task(model_path: str, eval_file: str, cfg: CosmoConfig, threads: int) -> dict:
     import torch  # noqa: PLC0415
 
@@ -152,8 +226,7 @@ def _evaluate_task(model_path: str, eval_file: str, cfg: CosmoConfig, threads: i
     torch.set_num_threads(threads)
     rows = select_rows(load_jsonl(eval_file), cfg.eval.max_rows_per_task)
     lm = load_model(model_path, attn_implementation=cfg.model.attn_implementation)
-    r = cfg.rollout
-    return evaluate(lm, rows, max_new_tokens=r.max_new_tokens, batch_size=r.batch_size, temperature=r.temperature)
+    return evaluate(lm, rows, max_new_tokens=cfg.eval.max_new_tokens, batch_size=cfg.eval.batch_size)
 
 
 def evaluate_remote(cfg: CosmoConfig, model_path: str, eval_file: str) -> dict:
@@ -175,11 +248,11 @@ def train(cfg: CosmoConfig) -> dict[str, dict]:
             if cfg.eval.enabled:
                 reports["start"] = _evaluate_and_log(cfg, tracker, "start", model_path, assets.eval_file, 0)
             for stage in cfg.train.stages:
-                if stage == "sft":
-                    model_path = run_sft(cfg, tracker, model_path, assets.train_file)
+                run_stage = run_sft if stage == "sft" else run_rl
+                model_path = run_stage(cfg, tracker, model_path, assets.train_file)
                 if cfg.eval.enabled:
-                    reports[stage] = _evaluate_and_log(cfg, tracker, stage, model_path, assets.eval_file,
-                                                       cfg.sft.steps)
+                    steps = cfg.sft.steps if stage == "sft" else cfg.rl.steps
+                    reports[stage] = _evaluate_and_log(cfg, tracker, stage, model_path, assets.eval_file, steps)
     finally:
         tracker.close()
     if reports:

@@ -53,13 +53,15 @@ def judge(sample: Sample, text: str) -> dict:
 def summarize(samples: Sequence[Sample], outputs: Sequence[str]) -> dict:
     """Metrics with counts, a per-task breakdown and a few sample outputs per task."""
     per_task: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    per_modality: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
     examples: dict[str, list[dict]] = defaultdict(list)
     for sample, text in zip(samples, outputs, strict=True):
         verdict = judge(sample, text)
-        counts = per_task[sample.task]
-        counts["rows"] += 1
-        for key in ("well_formed", "refused", "complied", "correct"):
-            counts[key] += int(bool(verdict.get(key, False)))
+        modality = f"{sample.task}/{'image' if sample.images else 'text'}"
+        for counts in (per_task[sample.task], per_modality[modality]):
+            counts["rows"] += 1
+            for key in ("well_formed", "refused", "complied", "correct"):
+                counts[key] += int(bool(verdict.get(key, False)))
         if len(examples[sample.task]) < SAMPLES_PER_TASK:
             examples[sample.task].append(
                 {"id": sample.id, "prompt": sample.prompt, "images": list(sample.images), "output": text, **verdict}
@@ -80,6 +82,9 @@ def summarize(samples: Sequence[Sample], outputs: Sequence[str]) -> dict:
         "metrics": metrics,
         "counts": counts_out,
         "per_task": {t: dict(c) for t, c in sorted(per_task.items())},
+        # the same counts split by text-only and image rows: a model that cannot read images
+        # shows up here (e.g. over_refusal/image refused while over_refusal/text is answered)
+        "per_modality": {t: dict(c) for t, c in sorted(per_modality.items())},
         "samples": dict(examples),
     }
 

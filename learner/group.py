@@ -29,7 +29,8 @@ class LearnerGroup:
         self.cfg = cfg
         n = cfg.learner.num_ranks
         use_gpu = resolve_device(cfg.device).type == "cuda"
-        bundle = {"CPU": 1, "GPU": 1} if use_gpu else {"CPU": 1}
+        cpus = cfg.learner.cpus_per_rank
+        bundle = {"CPU": cpus, "GPU": 1} if use_gpu else {"CPU": cpus}
         self.pg = placement_group([bundle] * n, strategy="PACK", name=f"{cfg.logging.run_name}-learner")
         ready, _ = ray.wait([self.pg.ready()], timeout=placement_timeout_s)
         if not ready:
@@ -41,7 +42,7 @@ class LearnerGroup:
         remote_cls = ray.remote(LearnerRank)
         self.ranks = [
             remote_cls.options(
-                num_cpus=1,
+                num_cpus=cpus,
                 num_gpus=1 if use_gpu else 0,
                 scheduling_strategy=PlacementGroupSchedulingStrategy(self.pg, placement_group_bundle_index=i),
             ).remote(i, n, cfg)
@@ -74,19 +75,31 @@ class LearnerGroup:
                          train_file=train_file, spec=spec, threads=threads)
 
     def sft_step(self, indices: Sequence[int]) -> dict:
-        """Split one global batch of sample indices evenly over the ranks and take one step."""
+        """Split one global batch of sample indices evenly over the ranks and take one SFT step."""
+        return self._step("an SFT step", "sft_step", indices)
+
+    def rl_step(self, items: Sequence[dict]) -> dict:
+        """Split one batch of scored trajectories evenly over the ranks and take one policy update."""
+        return self._step("an RL step", "rl_step", items)
+
+    def _step(self, what: str, method: str, work: Sequence) -> dict:
         n = len(self.ranks)
-        share = len(indices) // n
-        parts = [(list(indices[i * share : (i + 1) * share]),) for i in range(n)]
-        stats = self._all("an SFT step", "sft_step", parts)
+        share = len(work) // n
+        stats = self._all(what, method, [(list(work[i * share : (i + 1) * share]),) for i in range(n)])
         tokens = sum(s["tokens"] for s in stats)
-        return {
-            "loss": sum(s["loss"] * s["tokens"] for s in stats) / max(tokens, 1),
-            "tokens": tokens,
-            "lr": stats[0]["lr"],
-            "grad_norm": stats[0]["grad_norm"],
-            "step_s": max(s["step_s"] for s in stats),
-        }
+        merged = {k: sum(s[k] * s["tokens"] for s in stats) / max(tokens, 1)
+                  for k in stats[0] if k not in ("tokens", "lr", "grad_norm", "step_s")}
+        merged.update(tokens=tokens, lr=stats[0]["lr"], grad_norm=stats[0]["grad_norm"],
+                      step_s=max(s["step_s"] for s in stats))
+        return merged
+
+    def export_weights(self) -> tuple[ray.ObjectRef, str]:
+        """Rank 0's packed weights as an object ref (the driver hands it on without fetching the
+        bytes) and their digest, to check every rollout actor against."""
+        pairs = [actor.export_weights.options(num_returns=2).remote() for actor in self.ranks]
+        blob_ref, digest_ref = pairs[0]
+        self._gather("a weight export", [d for _, d in pairs[1:]])  # the other ranks' part of ZeRO-3's gather
+        return blob_ref, self._gather("a weight export", [digest_ref])[0]
 
     def save(self, out_dir: str, meta: dict) -> str:
         return self._all(f"checkpoint save to {out_dir}", "save", None, out_dir=out_dir, meta=meta)[0]

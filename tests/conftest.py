@@ -40,3 +40,39 @@ def ray_cluster():
              _node_ip_address="127.0.0.1")
     yield ray
     ray.shutdown()
+
+
+@pytest.fixture(scope="session")
+def vllm_greedy():
+    """Greedy completions from an in-process vLLM engine (fp32, eager), as token ids.
+
+    Prompts go in unexpanded (one image placeholder per image, as vLLM expects) with the images as
+    multi_modal_data; returns (expanded prompt ids, completion ids) per prompt.
+    """
+    import gc
+
+    def run(ckpt, prompts, images, max_tokens: int = 16):
+        os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
+        os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")
+        from vllm import LLM, SamplingParams
+
+        from cosmo.models import blocked_token_ids, chat_prompt, load_model
+
+        lm = load_model(ckpt)
+        llm = LLM(str(ckpt), dtype="float32", enforce_eager=True, max_model_len=256, seed=0,
+                  limit_mm_per_prompt={"image": max(len(i) for i in images), "video": 0})
+        params = SamplingParams(temperature=0.0, max_tokens=max_tokens,
+                                logit_bias={t: -100.0 for t in blocked_token_ids(lm.tokenizer)})
+        requests = []
+        for prompt, imgs in zip(prompts, images, strict=True):
+            request = {"prompt": chat_prompt(lm, prompt, len(imgs))}
+            if imgs:
+                request["multi_modal_data"] = {"image": imgs if len(imgs) > 1 else imgs[0]}
+            requests.append(request)
+        outs = llm.generate(requests, params, use_tqdm=False)
+        result = ([list(o.prompt_token_ids) for o in outs], [list(o.outputs[0].token_ids) for o in outs])
+        del llm
+        gc.collect()
+        return result
+
+    return run

@@ -43,7 +43,7 @@ def test_cosmo_train_end_to_end_writes_the_run_directory(tiny_model, builtin_dat
            f"logging.runs_dir={runs}", "logging.run_name=e2e", "logging.log_every=2",
            "sft.steps=4", "sft.warmup_steps=1", "sft.global_batch_size=8", "sft.micro_batch_size=4",
            "checkpoint.every_steps=2", "checkpoint.keep_last=1",
-           "eval.max_rows_per_task=2", "rollout.max_new_tokens=8"]
+           "eval.max_rows_per_task=2", "eval.max_new_tokens=8"]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-4000:]
     run = runs / "e2e"
@@ -54,7 +54,7 @@ def test_cosmo_train_end_to_end_writes_the_run_directory(tiny_model, builtin_dat
     assert all(r["loss"] > 0 and r["tokens"] > 0 for r in sft)
     assert {r["stage"] for r in records} >= {"eval/start", "eval/sft"}
     # keep_last=1: step_2 was pruned once step_4 was complete
-    assert sorted(p.name for p in (run / "checkpoints").iterdir()) == ["step_4"]
+    assert sorted(p.name for p in (run / "checkpoints" / "sft").iterdir()) == ["step_4"]
     for label in ("start", "sft"):
         report = json.loads((run / "eval" / f"{label}.json").read_text())
         assert report["rows"] == 12  # 2 rows x 6 tasks

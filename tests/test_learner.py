@@ -10,7 +10,7 @@ import torch
 
 from cosmo.config import load_config
 from cosmo.data import load_images, load_jsonl
-from cosmo.models import encode_prompts, load_model
+from cosmo.models import encode_prompts, generate_ids, load_model
 from learner.checkpoint import COMPLETE_MARKER, prune_checkpoints
 from learner.engine import OptimSpec, warmup_cosine
 
@@ -45,7 +45,8 @@ def test_prune_keeps_newest_complete(tmp_path):
 
 
 @pytest.mark.slow
-def test_two_rank_sft_loss_falls_ranks_agree_and_checkpoint_loads(ray_cluster, tiny_model, builtin_data, tmp_path):
+def test_two_rank_sft_loss_falls_ranks_agree_and_checkpoint_loads(ray_cluster, tiny_model, builtin_data, tmp_path,
+                                                                   vllm_greedy):
     from learner.group import LearnerGroup
 
     cfg = _cfg(tiny_model, builtin_data, tmp_path)
@@ -64,8 +65,15 @@ def test_two_rank_sft_loss_falls_ranks_agree_and_checkpoint_loads(ray_cluster, t
     # ZeRO-2 data parallel: both ranks hold identical full weights after every step
     assert digests[0] == pytest.approx(digests[1], rel=1e-12)
     assert (Path(out) / COMPLETE_MARKER).is_file() and (Path(out) / "model.safetensors").is_file()
+    # the checkpoint loads in transformers and in vLLM, and both decode the same greedy tokens
     reloaded = load_model(out)
     assert reloaded.multimodal
+    rows = [r for r in load_jsonl(builtin_data["eval"]) if r.images][:2]
+    rows += [r for r in load_jsonl(builtin_data["eval"]) if not r.images][:1]
+    prompts, images = [r.prompt for r in rows], [load_images(r) for r in rows]
+    hf_ids = generate_ids(reloaded, prompts, images, max_new_tokens=12)
+    _, vllm_ids = vllm_greedy(out, prompts, images, max_tokens=12)
+    assert vllm_ids == hf_ids
 
 
 @pytest.mark.slow

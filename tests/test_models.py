@@ -6,9 +6,7 @@ the notes, not read back from the code under test.
 
 from __future__ import annotations
 
-import gc
 import json
-import os
 import shutil
 from pathlib import Path
 
@@ -356,31 +354,16 @@ def test_convert_smollm2_explains_a_failed_download(tmp_path, monkeypatch):
 
 
 @pytest.mark.slow
-def test_vllm_matches_hf_greedy(tiny_dir, tmp_path, monkeypatch):
-    monkeypatch.setenv("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
-    monkeypatch.setenv("VLLM_CPU_KVCACHE_SPACE", os.environ.get("VLLM_CPU_KVCACHE_SPACE", "1"))
-    from vllm import LLM, SamplingParams
-
+def test_vllm_matches_hf_greedy(tiny_dir, tmp_path, vllm_greedy):
     ckpt = _scrambled_copy(tiny_dir, tmp_path / "scrambled")
     hf_lm = load_model(ckpt)
     prompts, images = ["How many circles?", "hi"], [[_image(20)], []]
     hf_ids = generate_ids(hf_lm, prompts, images, max_new_tokens=16)
     hf_prompt_ids = encode_prompts(hf_lm, prompts[:1], images[:1])["input_ids"][0].tolist()
-
-    llm = LLM(str(ckpt), dtype="float32", enforce_eager=True, max_model_len=256, seed=0,
-              limit_mm_per_prompt={"image": 1, "video": 0})
-    params = SamplingParams(temperature=0.0, max_tokens=16,
-                            logit_bias={t: -100.0 for t in blocked_token_ids(hf_lm.tokenizer)})
-    requests = [  # unexpanded prompts: vLLM inserts the 16 image placeholders itself
-        {"prompt": chat_prompt(hf_lm, prompts[0], 1), "multi_modal_data": {"image": images[0][0]}},
-        {"prompt": chat_prompt(hf_lm, prompts[1], 0)},
-    ]
-    outs = llm.generate(requests, params)
-    assert list(outs[0].prompt_token_ids) == hf_prompt_ids
+    prompt_ids, completions = vllm_greedy(ckpt, prompts, images, max_tokens=16)
+    assert prompt_ids[0] == hf_prompt_ids
     assert len(hf_ids[0]) == 16 and len(set(hf_ids[0])) > 4  # a non-trivial completion
-    assert [list(o.outputs[0].token_ids) for o in outs] == hf_ids
-    del llm
-    gc.collect()
+    assert completions == hf_ids
 
 
 @pytest.mark.slow

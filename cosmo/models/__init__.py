@@ -4,13 +4,14 @@ from cosmo.models.chat import (
     blocked_token_ids,
     chat_prompt,
     encode_prompts,
+    encode_response_batch,
     encode_sft_batch,
     end_of_turn_id,
     generate,
     generate_ids,
 )
 from cosmo.models.gguf import convert_smollm2
-from cosmo.models.loading import LoadedModel, load_model
+from cosmo.models.loading import LoadedModel, load_model, load_preprocessing
 from cosmo.models.tiny import PRESETS, build_tiny_model
 
 __all__ = [
@@ -21,9 +22,11 @@ __all__ = [
     "chat_prompt",
     "convert_smollm2",
     "encode_prompts",
+    "encode_response_batch",
     "encode_sft_batch",
     "end_of_turn_id",
     "generate",
     "generate_ids",
     "load_model",
+    "load_preprocessing",
 ]

@@ -15,23 +15,14 @@ from PIL import Image
 from transformers import GenerationConfig, PreTrainedTokenizerBase
 
 from cosmo.models.loading import LoadedModel
+from cosmo.models.tokenizer import SPECIAL_TOKENS
 
 IGNORE_INDEX = -100
 
 # Qwen's vision / grounding specials: a sampled <|image_pad|> makes the next forward fail ("Image features
 # and image tokens do not match"), and none of these belong in a text answer.
-VISION_TOKENS: tuple[str, ...] = (
-    "<|image_pad|>",
-    "<|video_pad|>",
-    "<|vision_start|>",
-    "<|vision_end|>",
-    "<|vision_pad|>",
-    "<|object_ref_start|>",
-    "<|object_ref_end|>",
-    "<|box_start|>",
-    "<|box_end|>",
-    "<|quad_start|>",
-    "<|quad_end|>",
+VISION_TOKENS: tuple[str, ...] = tuple(
+    t for t in SPECIAL_TOKENS if t not in ("<|endoftext|>", "<|im_start|>", "<|im_end|>")
 )
 
 
@@ -137,8 +128,26 @@ def encode_sft_batch(
     """
     _check_lengths(prompts=prompts, images=images, responses=responses)
     end_id = end_of_turn_id(lm.tokenizer)
+    response_ids = [list(lm.tokenizer(r, add_special_tokens=False)["input_ids"]) + [end_id] for r in responses]
+    return encode_response_batch(lm, prompts, images, response_ids, max_length=max_length)
+
+
+def encode_response_batch(
+    lm: LoadedModel,
+    prompts: Sequence[str],
+    images: Sequence[Sequence[Image.Image]],
+    response_ids: Sequence[Sequence[int]],
+    *,
+    max_length: int,
+) -> dict[str, torch.Tensor]:
+    """Right-padded prompt + given response tokens (e.g. sampled by vLLM); `labels` hold the response ids.
+
+    The prompt is encoded exactly as `encode_prompts` does, which is also what vLLM expands an
+    unexpanded prompt into, so log-probs recomputed on this batch line up with the rollout's.
+    """
+    _check_lengths(prompts=prompts, images=images, response_ids=response_ids)
     rows = []
-    for i, (prompt, imgs, response) in enumerate(zip(prompts, images, responses, strict=True)):
+    for i, (prompt, imgs, resp) in enumerate(zip(prompts, images, response_ids, strict=True)):
         row = _encode_prompt(lm, prompt, imgs)
         n_prompt = len(row["input_ids"])
         if n_prompt >= max_length:
@@ -146,8 +155,7 @@ def encode_sft_batch(
                 f"row {i}: prompt is {n_prompt} tokens (images expanded) but max_length={max_length} "
                 "leaves no room for the response; raise max_length or shorten the prompt"
             )
-        resp = list(lm.tokenizer(response, add_special_tokens=False)["input_ids"]) + [end_id]
-        resp = resp[: max_length - n_prompt]
+        resp = list(resp)[: max_length - n_prompt]
         row["input_ids"] = row["input_ids"] + resp
         row["labels"] = [IGNORE_INDEX] * n_prompt + resp
         row["mm_token_type_ids"] = row["mm_token_type_ids"] + [0] * len(resp)

@@ -33,7 +33,7 @@ class LoadedModel:
     """A model with the matching preprocessing. `processor` is the Qwen processor for VLMs and the
     tokenizer itself for text-only models, so `processor(text=...)` works for both."""
 
-    model: transformers.PreTrainedModel
+    model: transformers.PreTrainedModel | None  # None from load_preprocessing: weights live elsewhere
     processor: Any
     tokenizer: PreTrainedTokenizerBase
     multimodal: bool
@@ -76,16 +76,27 @@ def load_model(
     fp32 is the default because bf16 matmuls are ~17x slower on CPUs without AVX512-BF16. Only safetensors
     weights are accepted (no pickle).
     """
+    prep = load_preprocessing(path)
+    kwargs = dict(dtype=dtype, attn_implementation=attn_implementation, use_safetensors=True)
+    if prep.multimodal:
+        model = VLM_CLASSES[read_model_type(path)].from_pretrained(prep.path, **kwargs)
+    else:
+        model = AutoModelForCausalLM.from_pretrained(prep.path, **kwargs)
+    model.eval()
+    prep.model = model
+    return prep
+
+
+def load_preprocessing(path: str | Path) -> LoadedModel:
+    """Tokenizer and processor without the weights (`model=None`): for rollout actors, whose weights
+    live in the inference engine, and for anything that only needs to build prompts."""
     model_type = read_model_type(path)
     src = str(Path(path).expanduser()) if Path(path).expanduser().is_dir() else str(path)
-    kwargs = dict(dtype=dtype, attn_implementation=attn_implementation, use_safetensors=True)
     if model_type in VLM_CLASSES:
-        model = VLM_CLASSES[model_type].from_pretrained(src, **kwargs)
         processor = AutoProcessor.from_pretrained(src)
         tokenizer = processor.tokenizer
         multimodal = True
     elif model_type in MODEL_FOR_CAUSAL_LM_MAPPING_NAMES:
-        model = AutoModelForCausalLM.from_pretrained(src, **kwargs)
         tokenizer = AutoTokenizer.from_pretrained(src)
         processor = tokenizer
         multimodal = False
@@ -96,5 +107,4 @@ def load_model(
         )
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
-    model.eval()
-    return LoadedModel(model=model, processor=processor, tokenizer=tokenizer, multimodal=multimodal, path=src)
+    return LoadedModel(model=None, processor=processor, tokenizer=tokenizer, multimodal=multimodal, path=src)
