@@ -124,7 +124,8 @@ class AlgorithmConfig:
     clip_eps: float = opt(0.2, "clip range epsilon (CPGD: of the log-ratio; GRPO/PPO: of the ratio)")
     drift_coef: float = opt(0.01, "CPGD policy-drift coefficient alpha")
     drift_clip: float = opt(2.0, "CPGD policy-drift clip c")
-    kl_coef: float = opt(0.0, "GRPO/PPO: k3 KL penalty against the reference policy")
+    kl_coef: float = opt(0.0, "GRPO/PPO: k3 KL penalty against a reference policy (only 0 is accepted until "
+                         "the learner holds one)")
     group_size: int = opt(8, "responses sampled per prompt (the group of group-relative advantages)")
     advantage_weight: str = opt("std", "std (divide by the group's std), equal, or clip_filter_like")
     aggregation: str = opt("token_mean", "token_mean over the micro-batch, or seq_mean of per-sequence means")
@@ -310,7 +311,8 @@ def validate(cfg: CosmoConfig) -> None:
     _check(0 < a.clip_eps < 1, "algorithm.clip_eps", "a number in (0, 1)", a.clip_eps)
     _check(a.drift_coef >= 0, "algorithm.drift_coef", "a number >= 0", a.drift_coef)
     _check(a.drift_clip > 0, "algorithm.drift_clip", "a positive number", a.drift_clip)
-    _check(a.kl_coef >= 0, "algorithm.kl_coef", "a number >= 0", a.kl_coef)
+    _check(a.kl_coef == 0, "algorithm.kl_coef", "0 (the learner holds no frozen reference policy yet; "
+           "CPGD needs none)", a.kl_coef)
     _check(a.group_size >= 2, "algorithm.group_size", "an integer >= 2", a.group_size)
     from cosmo.algorithms import AGGREGATIONS, WEIGHTS  # noqa: PLC0415
 

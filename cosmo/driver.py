@@ -103,10 +103,23 @@ class EpochSampler:
         return batch
 
 
+def _maybe_checkpoint(cfg: CosmoConfig, learner, checkpoints: Path, stage: str, step: int, total: int,
+                      source: str) -> str | None:
+    """Save at every `checkpoint.every_steps` and at the stage's last step; keep the newest few."""
+    from learner.checkpoint import prune_checkpoints  # noqa: PLC0415
+
+    every = cfg.checkpoint.every_steps
+    if step != total and not (every and step % every == 0):
+        return None
+    path = learner.save(str(checkpoints / f"step_{step}"), {"stage": stage, "step": step, "source_model": source})
+    prune_checkpoints(checkpoints, cfg.checkpoint.keep_last)
+    log.info("[%s] checkpoint %s", stage, path)
+    return path
+
+
 def run_sft(cfg: CosmoConfig, tracker: RunTracker, model_path: str, train_file: str) -> str:
     """Supervised fine-tuning on the rows' reference responses; returns the final checkpoint."""
     from cosmo.data import load_jsonl  # noqa: PLC0415
-    from learner.checkpoint import prune_checkpoints  # noqa: PLC0415
     from learner.engine import OptimSpec  # noqa: PLC0415
     from learner.group import LearnerGroup  # noqa: PLC0415
 
@@ -131,12 +144,7 @@ def run_sft(cfg: CosmoConfig, tracker: RunTracker, model_path: str, train_file: 
             tracker.log("sft", step, stats)
             progress.update(step, {"loss": stats["loss"], "lr": stats["lr"],
                                    "samples/s": round(s.global_batch_size / stats["step_s"], 1)})
-            every = cfg.checkpoint.every_steps
-            if step == s.steps or (every and step % every == 0):
-                meta = {"stage": "sft", "step": step, "source_model": model_path}
-                path = group.save(str(checkpoints / f"step_{step}"), meta)
-                prune_checkpoints(checkpoints, cfg.checkpoint.keep_last)
-                log.info("[sft] checkpoint %s", path)
+            path = _maybe_checkpoint(cfg, group, checkpoints, "sft", step, s.steps, model_path) or path
     finally:
         group.shutdown()
     return path
@@ -147,7 +155,6 @@ def run_rl(cfg: CosmoConfig, tracker: RunTracker, model_path: str, train_file: s
     from actors.group import RolloutGroup  # noqa: PLC0415
     from cosmo.algorithms.batch import prepare_rl_batch  # noqa: PLC0415
     from cosmo.data import load_jsonl  # noqa: PLC0415
-    from learner.checkpoint import prune_checkpoints  # noqa: PLC0415
     from learner.engine import OptimSpec  # noqa: PLC0415
     from learner.group import LearnerGroup  # noqa: PLC0415
     from rewards.pool import RewardPool  # noqa: PLC0415
@@ -203,12 +210,7 @@ def run_rl(cfg: CosmoConfig, tracker: RunTracker, model_path: str, train_file: s
             progress.update(step, {"reward": stats["reward/mean"], "loss": train["loss"],
                                    "clip": train["clip_frac"], "sync_s": round(t4 - t3, 3),
                                    "step_s": round(t4 - t0, 2)})
-            every = cfg.checkpoint.every_steps
-            if step == rl.steps or (every and step % every == 0):
-                meta = {"stage": "rl", "step": step, "source_model": model_path}
-                path = learner.save(str(checkpoints / f"step_{step}"), meta)
-                prune_checkpoints(checkpoints, cfg.checkpoint.keep_last)
-                log.info("[rl] checkpoint %s", path)
+            path = _maybe_checkpoint(cfg, learner, checkpoints, "rl", step, rl.steps, model_path) or path
     finally:
         for part in (rewards, rollout, learner):
             if part is not None:

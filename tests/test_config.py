@@ -77,6 +77,12 @@ def test_wrong_type_in_yaml_names_full_key(tmp_path):
         ("logging.wandb_mode=sometimes", "logging.wandb_mode"),
         ("logging.run_name=a/b", "logging.run_name"),
         ("algorithm.clip_eps=1.5", "algorithm.clip_eps"),
+        ("algorithm.kl_coef=0.1", "algorithm.kl_coef"),
+        ("algorithm.advantage_weight=median", "algorithm.advantage_weight"),
+        ("rl.micro_batch_size=5", "rl.micro_batch_size"),  # 8 prompts x 8 samples not a multiple of 5 x 2
+        ("rollout.temperature=0", "rollout.temperature"),
+        ("rollout.max_model_len=40", "rollout.max_model_len"),
+        ("learner.cpus_per_rank=0", "learner.cpus_per_rank"),
     ],
 )
 def test_out_of_range_values_name_the_key(override, key):

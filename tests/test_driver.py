@@ -42,6 +42,8 @@ def test_cosmo_train_end_to_end_writes_the_run_directory(tiny_model, builtin_dat
            f"model.path={tiny_model}", "model.build_preset=null", f"data.dir={builtin_data['train'].parent}",
            f"logging.runs_dir={runs}", "logging.run_name=e2e", "logging.log_every=2",
            "sft.steps=4", "sft.warmup_steps=1", "sft.global_batch_size=8", "sft.micro_batch_size=4",
+           "train.stages=[sft,rl]", "rl.steps=2", "rl.prompts_per_step=2", "algorithm.group_size=4",
+           "rl.micro_batch_size=4", "rollout.max_new_tokens=8",
            "checkpoint.every_steps=2", "checkpoint.keep_last=1",
            "eval.max_rows_per_task=2", "eval.max_new_tokens=8"]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600, cwd=tmp_path)
@@ -52,13 +54,16 @@ def test_cosmo_train_end_to_end_writes_the_run_directory(tiny_model, builtin_dat
     sft = [r for r in records if r["stage"] == "sft"]
     assert [r["step"] for r in sft] == [1, 2, 3, 4]
     assert all(r["loss"] > 0 and r["tokens"] > 0 for r in sft)
-    assert {r["stage"] for r in records} >= {"eval/start", "eval/sft"}
+    assert [r["step"] for r in records if r["stage"] == "rl"] == [1, 2]
+    assert {r["stage"] for r in records} >= {"eval/start", "eval/sft", "eval/rl"}
     # keep_last=1: step_2 was pruned once step_4 was complete
     assert sorted(p.name for p in (run / "checkpoints" / "sft").iterdir()) == ["step_4"]
-    for label in ("start", "sft"):
+    assert sorted(p.name for p in (run / "checkpoints" / "rl").iterdir()) == ["step_2"]
+    for label in ("start", "sft", "rl"):
         report = json.loads((run / "eval" / f"{label}.json").read_text())
         assert report["rows"] == 12  # 2 rows x 6 tasks
         assert sum(c["rows"] for c in report["per_task"].values()) == 12
     assert "over_refusal_rate" in (run / "eval" / "summary.txt").read_text()
     assert list((run / "wandb").glob("offline-run-*")), "wandb offline files are missing"
-    assert "[sft] step 4/4" in proc.stderr and "ETA" in proc.stderr
+    assert "[sft] step 4/4" in proc.stderr and "[rl] step 2/2" in proc.stderr and "ETA" in proc.stderr
+    assert "final model: " + str(run / "checkpoints" / "rl" / "step_2") in proc.stderr
