@@ -169,10 +169,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _user_errors() -> tuple[type[Exception], ...]:
     """Errors caused by input a user can fix: reported as one line, without a traceback."""
+    from actors.group import RolloutError  # noqa: PLC0415
     from cosmo.data import DataError  # noqa: PLC0415
     from learner.group import LearnerError  # noqa: PLC0415
 
-    return (DataError, LearnerError, FileNotFoundError, NotADirectoryError)
+    return (DataError, LearnerError, RolloutError, FileNotFoundError, NotADirectoryError)
 
 
 def main(argv: list[str] | None = None) -> int:

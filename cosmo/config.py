@@ -203,7 +203,7 @@ class CosmoConfig:
     checkpoint: CheckpointConfig = opt(help="", factory=CheckpointConfig)
     eval: EvalConfig = opt(help="", factory=EvalConfig)
     seed: int = opt(0, "seed of data order, model init and sampling")
-    device: str = opt("auto", "auto (cuda when available, else cpu), cpu or cuda")
+    device: str = opt("auto", "auto (cuda when the Ray cluster has GPUs, else cpu), cpu or cuda")
 
 
 def _merge(base: DictConfig, other: Any, source: str) -> DictConfig:

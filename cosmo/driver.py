@@ -227,14 +227,18 @@ def _evaluate_task(model_path: str, eval_file: str, cfg: CosmoConfig, threads: i
 
     torch.set_num_threads(threads)
     rows = select_rows(load_jsonl(eval_file), cfg.eval.max_rows_per_task)
-    lm = load_model(model_path, attn_implementation=cfg.model.attn_implementation)
+    on_gpu = cfg.device == "cuda"
+    lm = load_model(model_path, dtype=torch.bfloat16 if on_gpu else torch.float32,
+                    attn_implementation=cfg.model.attn_implementation)
+    if on_gpu:
+        lm.model.to("cuda")
     return evaluate(lm, rows, max_new_tokens=cfg.eval.max_new_tokens, batch_size=cfg.eval.batch_size)
 
 
 def evaluate_remote(cfg: CosmoConfig, model_path: str, eval_file: str) -> dict:
-    """Evaluate a checkpoint in a Ray task that takes every CPU the learner is not using."""
+    """Evaluate a checkpoint in a Ray task: one GPU on CUDA, else every CPU that is free."""
     cpus = max(1, int(ray.available_resources().get("CPU", 1)))
-    task = ray.remote(num_cpus=cpus)(_evaluate_task)
+    task = ray.remote(num_cpus=cpus, num_gpus=1 if cfg.device == "cuda" else 0)(_evaluate_task)
     return ray.get(task.remote(model_path, eval_file, cfg, cpus))
 
 
@@ -247,6 +251,9 @@ def train(cfg: CosmoConfig) -> dict[str, dict]:
         assets = prepare_assets(cfg)
         model_path = assets.model
         with ray_session(cfg):
+            if cfg.device == "auto":  # decided once, from the cluster rather than the driver's host
+                cfg.device = "cuda" if ray.cluster_resources().get("GPU", 0) > 0 else "cpu"
+                log.info("device auto -> %s", cfg.device)
             if cfg.eval.enabled:
                 reports["start"] = _evaluate_and_log(cfg, tracker, "start", model_path, assets.eval_file, 0)
             for stage in cfg.train.stages:

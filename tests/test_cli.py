@@ -41,3 +41,13 @@ def test_config_error_exits_2_and_names_the_key(capsys):
 def test_config_prints_resolved_yaml(capsys):
     assert main(["config", str(ROOT / "configs" / "tiny-cpu.yaml"), "sft.steps=3"]) == 0
     assert "steps: 3" in capsys.readouterr().out
+
+
+def test_bad_data_row_is_one_line_error_naming_file_and_line(tmp_path, capsys):
+    data = tmp_path / "bad.jsonl"
+    data.write_text('{"id": "a", "task": "knowledge", "prompt": "Capital of France?", "answer": "Paris"}\n'
+                    '{"id": "b", "task": "cooking", "prompt": "Soup?"}\n')
+    code = main(["eval", "--model", str(tmp_path), "--data", str(data), "--out", str(tmp_path / "o.json")])
+    assert code == 1
+    err = capsys.readouterr().err
+    assert "bad.jsonl" in err and ":2" in err and "task" in err and "Traceback" not in err
