@@ -32,6 +32,7 @@ class RunTracker:
         (self.dir / "config.yaml").write_text(to_yaml(cfg))
         self._metrics = (self.dir / "metrics.jsonl").open("a", encoding="utf-8")
         self._wandb = self._start_wandb(cfg)
+        self._axes: set[str] = set()
 
     def _start_wandb(self, cfg: CosmoConfig):
         mode = cfg.logging.wandb_mode
@@ -54,13 +55,22 @@ class RunTracker:
         )
 
     def log(self, stage: str, step: int, metrics: dict[str, Any]) -> None:
-        """One record per call: to metrics.jsonl as is, to wandb as `<stage>/<name>` at `step`."""
+        """One record per call: to metrics.jsonl as is, to wandb as `<stage>/<name>` against `<stage>/step`.
+
+        Each stage has its own step axis in wandb (RL step 1 follows SFT step 400; wandb's single
+        global step would drop it as going backwards).
+        """
         record = {"stage": stage, "step": step, "time": round(time.time(), 3), **metrics}
         self._metrics.write(json.dumps(record, sort_keys=False) + "\n")
         self._metrics.flush()
         if self._wandb is not None:
-            flat = {f"{stage}/{k}": v for k, v in metrics.items() if isinstance(v, int | float) and v is not None}
-            self._wandb.log(flat, step=step)
+            axis = f"{stage}/step"
+            if stage not in self._axes:
+                self._wandb.define_metric(axis)
+                self._wandb.define_metric(f"{stage}/*", step_metric=axis)
+                self._axes.add(stage)
+            flat = {f"{stage}/{k}": v for k, v in metrics.items() if isinstance(v, int | float)}
+            self._wandb.log({**flat, axis: step})
 
     def write_eval(self, label: str, report: dict) -> Path:
         path = self.dir / "eval" / f"{label}.json"
