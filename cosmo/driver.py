@@ -190,16 +190,17 @@ def run_rl(cfg: CosmoConfig, tracker: RunTracker, model_path: str, train_file: s
             synced = rollout.update_weights(weights_ref, version=step)
             t4 = time.perf_counter()
             tokens = sum(len(t.response_ids) for t in trajectories)
+            version = min(t.version for t in trajectories)
             stats.update({f"train/{k}": v for k, v in train.items()})
             stats.update({
                 "time/rollout": t1 - t0, "time/reward": t2 - t1, "time/train": t3 - t2, "time/sync": t4 - t3,
                 "time/step": t4 - t0, "rollout/tokens_per_s": tokens / max(t1 - t0, 1e-9),
                 "rollout/trajectories": len(trajectories),
-                "policy/version_lag": step - 1 - min(t.version for t in trajectories),
+                "policy/version_lag": step - 1 - version,
                 # every engine loaded exactly the bytes the learner sent
                 "sync/digest_match": float(all(s["digest"] == learner_digest for s in synced)),
                 "sync/load_s": max(s["load_s"] for s in synced),
-                "policy/version": min(t.version for t in trajectories),
+                "policy/version": version,
                 "epoch": sampler.epoch,
             })
             for event in rollout.events + rewards.events:

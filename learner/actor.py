@@ -115,12 +115,11 @@ class LearnerRank:
             n = int((batch["labels"][:, 1:] != -100).sum())
             loss_sum += float(loss.detach()) * n
             tokens += n
-        grad_norm = self.engine.get_global_grad_norm()
         return {
             "loss": loss_sum / max(tokens, 1),
             "tokens": tokens,
             "lr": self.engine.get_lr()[0],
-            "grad_norm": float(grad_norm) if grad_norm is not None and math.isfinite(float(grad_norm)) else None,
+            "grad_norm": self._grad_norm(),
             "step_s": time.perf_counter() - started,
         }
 
@@ -173,11 +172,15 @@ class LearnerRank:
             for key, value in stats.items():
                 totals[key] = totals.get(key, 0.0) + value * n
             tokens += n
-        grad_norm = self.engine.get_global_grad_norm()
         out = {key: value / max(tokens, 1) for key, value in totals.items()}
         out.update(tokens=tokens, lr=self.engine.get_lr()[0], step_s=time.perf_counter() - started,
-                   grad_norm=float(grad_norm) if grad_norm is not None and math.isfinite(float(grad_norm)) else None)
+                   grad_norm=self._grad_norm())
         return out
+
+    def _grad_norm(self) -> float | None:
+        """The last optimizer step's global gradient norm; None when DeepSpeed did not compute a finite one."""
+        norm = self.engine.get_global_grad_norm()
+        return float(norm) if norm is not None and math.isfinite(float(norm)) else None
 
     def _with_all_params(self, loss: torch.Tensor, batch: dict) -> torch.Tensor:
         """A micro-batch without images leaves the vision tower without gradients; the ranks would
