@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
+from dataclasses import dataclass
 
 import ray
 
@@ -23,8 +24,20 @@ class RolloutError(RuntimeError):
     """A rollout actor failed beyond recovery; the message says which and during what."""
 
 
+@dataclass
+class PendingRollout:
+    """A batch being sampled: each actor's share of row indices and the call producing it."""
+
+    shares: list[list[int]]
+    refs: dict[int, ray.ObjectRef]
+    n: int
+    version: int
+    submitted: float  # perf_counter() at submission
+
+
 class RolloutGroup:
-    def __init__(self, cfg: CosmoConfig, model_path: str, train_file: str) -> None:
+    def __init__(self, cfg: CosmoConfig, model_path: str, train_file: str, version: int = 0) -> None:
+        """Engines on `model_path`, whose weights are policy `version` (a resumed run's checkpoint step)."""
         r = cfg.rollout
         gpus = r.tensor_parallel_size if cfg.device == "cuda" else 0
         env = {
@@ -45,8 +58,8 @@ class RolloutGroup:
             num_cpus=r.cpus_per_actor, num_gpus=gpus, max_restarts=r.max_restarts, max_task_retries=0,
             runtime_env={"env_vars": env},
         )
-        self.actors = [remote_cls.remote(model_path, train_file, cfg, i) for i in range(r.num_actors)]
-        self.version = 0
+        self.actors = [remote_cls.remote(model_path, train_file, cfg, i, version) for i in range(r.num_actors)]
+        self.version = version
         self.weights_ref: ray.ObjectRef | None = None
         self.events: list[dict] = []
         self.info = self._gather("engine start", [a.info.remote() for a in self.actors])
@@ -59,18 +72,31 @@ class RolloutGroup:
 
     def generate(self, indices: list[int], n: int) -> list[Trajectory]:
         """`n` responses for each row index, split over the actors in contiguous shares, in order."""
+        return self.collect(self.submit(indices, n))
+
+    def submit(self, indices: list[int], n: int) -> PendingRollout:
+        """Start sampling with the current weights and return at once (async mode overlaps this
+        with the learner's update); `collect` waits for the result."""
         k = len(self.actors)
         bounds = [round(i * len(indices) / k) for i in range(k + 1)]
         shares = [indices[bounds[i] : bounds[i + 1]] for i in range(k)]
         refs = {i: self.actors[i].generate.remote(share, n, self.version) for i, share in enumerate(shares) if share}
+        return PendingRollout(shares, refs, n, self.version, time.perf_counter())
+
+    def collect(self, pending: PendingRollout) -> list[Trajectory]:
+        """The trajectories of a submitted batch, in row order; a share whose actor died is redone."""
+        if pending.version != self.version:
+            raise RuntimeError(f"rollouts submitted at policy version {pending.version} must be collected before "
+                               f"the weight update to version {self.version}")
         results: dict[int, list[Trajectory]] = {}
-        for i, ref in refs.items():
+        for i, ref in pending.refs.items():
             try:
                 results[i] = ray.get(ref)
             except ray.exceptions.RayActorError as exc:
-                results[i] = self._recover(i, shares[i], n, exc)
+                results[i] = self._recover(i, pending.shares[i], pending.n, exc)
             except ray.exceptions.RayTaskError as exc:
-                raise RolloutError(f"rollout actor {i} failed generating {len(shares[i])} rows: {exc.cause!r}") from exc
+                raise RolloutError(f"rollout actor {i} failed generating {len(pending.shares[i])} rows: "
+                                   f"{exc.cause!r}") from exc
         return [t for i in sorted(results) for t in results[i]]
 
     def _recover(self, i: int, share: list[int], n: int, exc: Exception) -> list[Trajectory]:

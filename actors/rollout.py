@@ -11,7 +11,7 @@ from __future__ import annotations
 import time
 import zlib
 
-from cosmo.config import CosmoConfig
+from cosmo.config import CosmoConfig, RolloutConfig
 from cosmo.data import Sample, load_images, load_jsonl
 from cosmo.models import blocked_token_ids, chat_prompt, load_preprocessing
 from cosmo.trajectory import Trajectory
@@ -29,30 +29,45 @@ def request_seed(seed: int, version: int, sample_index: int) -> int:
     return zlib.crc32(f"{seed}:{version}:{sample_index}".encode()) & 0x7FFFFFFF
 
 
+def open_engine(model_path: str, r: RolloutConfig, *, on_gpu: bool, seed: int, max_images: int):
+    """A vLLM engine on the policy, as rollout actors and evaluation use it: fp32 on CPU (bf16 is
+    ~17x slower there), bf16 on GPU with the rollout section's memory and tensor-parallel settings."""
+    from vllm import LLM  # noqa: PLC0415 - heavy; only processes that generate import it
+
+    gpu = {"gpu_memory_utilization": r.gpu_memory_utilization, "tensor_parallel_size": r.tensor_parallel_size}
+    return LLM(
+        model=model_path,
+        dtype="bfloat16" if on_gpu else "float32",  # "auto" would silently run an fp32 checkpoint in bf16
+        enforce_eager=r.enforce_eager,
+        max_model_len=r.max_model_len,
+        seed=seed,
+        limit_mm_per_prompt={"image": max(1, max_images), "video": 0},
+        **(gpu if on_gpu else {}),
+    )
+
+
+def vllm_request(prep, row: Sample) -> dict:
+    """A row as vLLM takes it: the chat prompt with one *unexpanded* placeholder per image, and the
+    images as multi_modal_data (vLLM expands them itself)."""
+    request: dict = {"prompt": chat_prompt(prep, row.prompt, len(row.images))}
+    if row.images:
+        imgs = load_images(row)
+        request["multi_modal_data"] = {"image": imgs if len(imgs) > 1 else imgs[0]}
+    return request
+
+
 class RolloutWorker:
     """Hosts one vLLM engine on the policy; every public method is one RPC."""
 
-    def __init__(self, model_path: str, train_file: str, cfg: CosmoConfig, index: int) -> None:
-        from vllm import LLM  # noqa: PLC0415 - heavy; only rollout processes import it
-
+    def __init__(self, model_path: str, train_file: str, cfg: CosmoConfig, index: int, version: int = 0) -> None:
         started = time.perf_counter()
         self.cfg, self.index = cfg, index
-        r = cfg.rollout
         self.prep = load_preprocessing(model_path)
         self.rows: list[Sample] = load_jsonl(train_file)
-        on_gpu = cfg.device == "cuda"
-        kwargs = {"gpu_memory_utilization": r.gpu_memory_utilization, "tensor_parallel_size": r.tensor_parallel_size}
-        self.llm = LLM(
-            model=model_path,
-            dtype="bfloat16" if on_gpu else "float32",  # "auto" would silently run an fp32 checkpoint in bf16
-            enforce_eager=r.enforce_eager,
-            max_model_len=r.max_model_len,
-            seed=cfg.seed + index,
-            limit_mm_per_prompt={"image": max(1, max((len(s.images) for s in self.rows), default=1)), "video": 0},
-            **(kwargs if on_gpu else {}),
-        )
+        self.llm = open_engine(model_path, cfg.rollout, on_gpu=cfg.device == "cuda", seed=cfg.seed + index,
+                               max_images=max((len(s.images) for s in self.rows), default=1))
         self.bias = {t: -100.0 for t in blocked_token_ids(self.prep.tokenizer)}
-        self.version = 0
+        self.version = version
         self.start_s = time.perf_counter() - started
 
     def info(self) -> dict:
@@ -67,12 +82,7 @@ class RolloutWorker:
         r = self.cfg.rollout
         requests, params = [], []
         for i in indices:
-            row = self.rows[i]
-            request: dict = {"prompt": chat_prompt(self.prep, row.prompt, len(row.images))}
-            if row.images:
-                imgs = load_images(row)
-                request["multi_modal_data"] = {"image": imgs if len(imgs) > 1 else imgs[0]}
-            requests.append(request)
+            requests.append(vllm_request(self.prep, self.rows[i]))
             params.append(SamplingParams(
                 n=n, temperature=r.temperature, top_p=r.top_p, max_tokens=r.max_new_tokens, logprobs=0,
                 logit_bias=self.bias, seed=request_seed(self.cfg.seed, version, i),

@@ -9,7 +9,9 @@ import json
 import sys
 from pathlib import Path
 
-STAGES = ("time/rollout", "time/reward", "time/train", "time/sync")
+# time/rollout_wait: the part of rollout the step waited for (all of it in sync mode; in async mode
+# the rest overlapped with training)
+STAGES = ("time/rollout_wait", "time/reward", "time/train", "time/sync")
 
 
 def main() -> None:
@@ -23,7 +25,7 @@ def main() -> None:
     print(f"{len(steps)} RL steps (step 1 excluded), mean step {total / len(steps):.2f} s")
     for key in STAGES:
         spent = sum(r[key] for r in steps)
-        print(f"{key:14s} {spent / len(steps):7.3f} s  {100 * spent / total:5.1f} %")
+        print(f"{key:18s} {spent / len(steps):7.3f} s  {100 * spent / total:5.1f} %")
     sync_share = sum(r["time/sync"] for r in steps) / total
     print(f"weight sync share: {100 * sync_share:.1f} % (target < 5 %)")
 

@@ -40,9 +40,9 @@ def _cmd_config(args: argparse.Namespace) -> int:
 def _cmd_eval(args: argparse.Namespace) -> int:
     import torch  # noqa: PLC0415
 
+    from cosmo.config import RolloutConfig  # noqa: PLC0415
     from cosmo.data import load_jsonl  # noqa: PLC0415
     from cosmo.eval import evaluate, format_table, select_rows  # noqa: PLC0415
-    from cosmo.models import load_model  # noqa: PLC0415
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -51,9 +51,10 @@ def _cmd_eval(args: argparse.Namespace) -> int:
         rows += load_jsonl(path)
     rows = select_rows(rows, args.max_rows_per_task)
     log.info("evaluating %s on %d rows from %s", args.model, len(rows), ", ".join(args.data))
-    lm = load_model(args.model)
-    report = evaluate(lm, rows, max_new_tokens=args.max_new_tokens, batch_size=args.batch_size,
-                      temperature=args.temperature)
+    on_gpu = torch.cuda.is_available()
+    rollout = RolloutConfig(max_model_len=args.max_model_len, max_new_tokens=args.max_new_tokens)
+    report = evaluate(args.model, rows, engine=args.engine, max_new_tokens=args.max_new_tokens,
+                      batch_size=args.batch_size, temperature=args.temperature, on_gpu=on_gpu, rollout=rollout)
     report["data"] = list(args.data)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -73,6 +74,28 @@ def _cmd_data_build(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_data_augment(args: argparse.Namespace) -> int:
+    from cosmo.data import AugmentOptions, augment_dataset, load_jsonl  # noqa: PLC0415
+
+    try:
+        options = AugmentOptions(fraction=args.fraction, p_typed=args.p_typed, p_split=args.p_split,
+                                 p_list=args.p_list, p_roleplay=args.p_roleplay, p_wrap_image=args.p_wrap_image,
+                                 image_size=args.image_size, max_rotation=args.max_rotation, max_noise=args.max_noise)
+    except ValueError as exc:  # the options' own range checks
+        print(f"cosmo: {exc}", file=sys.stderr)
+        return 2
+    path = augment_dataset(args.in_file, args.out, seed=args.seed, options=options)
+    log.info("augmented training file: %s (%d rows)", path, len(load_jsonl(path)))
+    return 0
+
+
+def _probability(text: str) -> float:
+    value = float(text)
+    if not 0 <= value <= 1:
+        raise argparse.ArgumentTypeError(f"expected a number in [0, 1], got {text}")
+    return value
+
+
 def _cmd_model_build_tiny(args: argparse.Namespace) -> int:
     from cosmo.data import corpus_texts  # noqa: PLC0415
     from cosmo.models import build_tiny_model  # noqa: PLC0415
@@ -87,6 +110,24 @@ def _cmd_model_convert_smollm2(args: argparse.Namespace) -> int:
 
     path = convert_smollm2(args.out, gguf_path=args.gguf)
     log.info("SmolLM2-135M-Instruct written to %s", path)
+    return 0
+
+
+def _cmd_submit(args: argparse.Namespace) -> int:
+    from cosmo.submit import submit  # noqa: PLC0415
+
+    return submit(args.config, args.overrides, address=args.address, wait=not args.no_wait, job_id=args.job_id,
+                  env_names=args.env)
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    from cosmo.report import PLOT_FILES, write_report  # noqa: PLC0415
+
+    path = write_report(Path(args.run_dir), Path(args.out) if args.out else None)
+    print(path)
+    for name in PLOT_FILES.values():
+        if (path.parent / name).is_file():
+            print(f"  {path.parent / name}")
     return 0
 
 
@@ -122,6 +163,24 @@ def build_parser() -> argparse.ArgumentParser:
     with_config(p)
     p.set_defaults(fn=_cmd_config)
 
+    from cosmo.submit import DEFAULT_ADDRESS, env_name  # noqa: PLC0415
+
+    p = sub.add_parser("submit", help="run `cosmo train` as a Ray job on a running cluster, from this checkout",
+                       description="Validate the recipe with its overrides here, upload the project directory "
+                       "(less .venv, runs/, .git, caches and weights) as the job's working_dir, run "
+                       "`python -m cosmo train CONFIG overrides...` there on the cluster, print the job id and "
+                       "follow the job's log until it ends: exit 0 when it succeeds, 1 when it fails or is "
+                       "stopped. Token auth: RAY_AUTH_MODE=token and RAY_AUTH_TOKEN (docs/cluster.md).")
+    with_config(p)
+    p.add_argument("--address", default=None,
+                   help=f"the cluster's job API (default: RAY_ADDRESS, else {DEFAULT_ADDRESS})")
+    p.add_argument("--no-wait", action="store_true", help="print the job id and return without following it")
+    p.add_argument("--job-id", default=None, help="submission id (default: cosmo-<run_name>-<UTC time>-<random>)")
+    p.add_argument("--env", action="append", default=[], type=env_name, metavar="NAME",
+                   help="copy this local variable into the job's environment (repeatable; visible in the Ray "
+                   "dashboard, so names like *KEY*, *TOKEN*, *SECRET*, *PASSWORD* are refused)")
+    p.set_defaults(fn=_cmd_submit)
+
     p = sub.add_parser("eval", help="evaluate a model on JSONL data: safety, over-refusal, accuracy",
                        description="Generate greedily for every row and report unsafe_compliance_rate, "
                        "jailbreak_success_rate, over_refusal_rate, reasoning/knowledge/instruction accuracy "
@@ -130,11 +189,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", required=True, action="append", help="JSONL file in the documented format (repeatable)")
     p.add_argument("--out", required=True, help="where to write the JSON report")
     p.add_argument("--max-new-tokens", type=int, default=48)
-    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--batch-size", type=int, default=32, help="prompts per batch (engine hf)")
     p.add_argument("--temperature", type=float, default=0.0, help="0 = greedy")
     p.add_argument("--max-rows-per-task", type=int, default=0, help="0 = all rows")
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = torch's default)")
+    p.add_argument("--engine", choices=("vllm", "hf"), default="vllm",
+                   help="vllm: the rollout engine (fp32 on CPU, bf16 on GPU); hf: transformers' generate")
+    p.add_argument("--max-model-len", type=int, default=1024, help="vLLM context: prompt with image tokens + "
+                   "response")
     p.set_defaults(fn=_cmd_eval)
+
+    p = sub.add_parser("report", help="plot a run's rewards, evals and timings into PNGs and report.md",
+                       description="Read a run directory (metrics.jsonl, eval/*.json, config.yaml) and write "
+                       "PNG plots of RL reward per objective and per task, eval safety/over-refusal rates and "
+                       "accuracies across eval points, time per RL step by stage and the SFT loss, plus a "
+                       "markdown summary report.md. Plots whose data is missing are skipped and noted.")
+    p.add_argument("run_dir", help="run directory, e.g. runs/tiny-cpu")
+    p.add_argument("--out", default=None, help="output directory (default: RUN_DIR/report)")
+    p.set_defaults(fn=_cmd_report)
 
     data = sub.add_parser("data", help="datasets").add_subparsers(dest="data_command", required=True,
                                                                    metavar="SUBCOMMAND")
@@ -147,6 +219,36 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--train-per-task", type=int, default=400)
     p.add_argument("--eval-per-task", type=int, default=50)
     p.set_defaults(fn=_cmd_data_build)
+
+    from cosmo.data.augment import AugmentOptions  # noqa: PLC0415
+
+    d = AugmentOptions()
+    p = data.add_parser("augment", help="add multimodal jailbreak variants to a training file",
+                        description="Write FILE's rows followed by jailbreak variants of its text-only harmful "
+                        "rows (typed into an image, split between text and image, a list image to fill in, "
+                        "role-play/hypothetical wrappers; task jailbreak) and the same variants of its "
+                        "text-only over_refusal rows, to OUT/<FILE's name> with images in OUT/images and a "
+                        "manifest.json. The source is not modified; same arguments give identical files. "
+                        "`cosmo train` does this itself with data.augment=true (docs/data-format.md).")
+    p.add_argument("--in", dest="in_file", required=True, metavar="FILE", help="training JSONL to augment")
+    p.add_argument("--out", required=True, help="output directory (not FILE's own directory)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--fraction", type=_probability, default=d.fraction, metavar="F", help="share of eligible rows that get "
+                   f"variants (default {d.fraction})")
+    for name, what in (("typed", "per selected row: a variant with the request typed into the image"),
+                       ("split", "per selected row: a variant with the request split between text and image"),
+                       ("list", "per selected row: a list-image variant to fill in"),
+                       ("roleplay", "per selected row: a text-only role-play/hypothetical variant"),
+                       ("wrap-image", "per image variant: its prompt wrapped in such a frame too")):
+        default = getattr(d, "p_" + name.replace("-", "_"))
+        p.add_argument(f"--p-{name}", type=_probability, default=default, metavar="P",
+                       help=f"probability {what} (default {default})")
+    p.add_argument("--image-size", type=int, default=d.image_size, metavar="PX", help=f"image side in pixels (default {d.image_size})")
+    p.add_argument("--max-rotation", type=float, default=d.max_rotation, metavar="DEG",
+                   help=f"rotation range in degrees, +/- (default {d.max_rotation})")
+    p.add_argument("--max-noise", type=_probability, default=d.max_noise, metavar="W",
+                   help=f"largest pixel-noise blend weight (default {d.max_noise})")
+    p.set_defaults(fn=_cmd_data_augment)
 
     model = sub.add_parser("model", help="models").add_subparsers(dest="model_command", required=True,
                                                                    metavar="SUBCOMMAND")
@@ -171,9 +273,12 @@ def _user_errors() -> tuple[type[Exception], ...]:
     """Errors caused by input a user can fix: reported as one line, without a traceback."""
     from actors.group import RolloutError  # noqa: PLC0415
     from cosmo.data import DataError  # noqa: PLC0415
+    from cosmo.report import ReportError  # noqa: PLC0415
+    from cosmo.submit import SubmitError  # noqa: PLC0415
     from learner.group import LearnerError  # noqa: PLC0415
 
-    return (DataError, LearnerError, RolloutError, FileNotFoundError, NotADirectoryError)
+    return (DataError, LearnerError, ReportError, RolloutError, SubmitError, FileNotFoundError,
+            NotADirectoryError)
 
 
 def main(argv: list[str] | None = None) -> int:

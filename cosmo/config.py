@@ -55,6 +55,28 @@ class DataConfig:
     train_per_task: int = opt(400, "built-in set: training rows per task")
     eval_per_task: int = opt(50, "built-in set: held-out rows per task")
     max_length: int = opt(256, "tokens per training sequence (prompt, image tokens and response)")
+    augment: bool = opt(False, "add multimodal jailbreak variants of text-only harmful rows (and the same "
+                        "variants of benign-sensitive rows) to the training file, materialised once per "
+                        "content hash (docs/data-format.md, Augmentation); the eval file is never augmented")
+    augment_fraction: float = opt(1.0, "share of eligible rows (text-only safety rows to refuse, text-only "
+                                  "over_refusal rows) that get variants")
+    augment_p_typed: float = opt(0.5, "per selected row: probability of a variant with the request typed into the "
+                                 "image and a neutral prompt")
+    augment_p_split: float = opt(0.3, "per selected row: probability of a variant with the request's first words "
+                                 "in the prompt and the rest in the image")
+    augment_p_list: float = opt(0.3, "per selected row: probability of a FigStep-style list image ('Steps to ...: "
+                                "1. 2. 3.') with a prompt asking to fill it in")
+    augment_p_roleplay: float = opt(0.3, "per selected row: probability of a text-only variant wrapped in a "
+                                    "role-play or hypothetical frame")
+    augment_p_wrap_image: float = opt(0.25, "probability that an image variant's prompt is wrapped in such a frame too")
+    augment_image_size: int = opt(112, "side of the rendered images in pixels")
+    augment_max_rotation: float = opt(6.0, "images are rotated by a uniform angle in [-this, this] degrees")
+    augment_max_noise: float = opt(0.1, "uniform pixel noise is blended in with a weight drawn from [0, this]")
+    augment_dir: str | None = opt(None, "where augmented sets are cached, one folder per hash of source file, "
+                                  "seed and augment keys; null: `dir`/.augmented")
+    task_weights: dict[str, float] = opt(help="sampling weight per task: each batch holds batch x w / sum(w) rows "
+                                         "of a task (largest remainder); tasks left out are never sampled; "
+                                         "{}: plain shuffled epochs over the whole file", factory=dict)
 
 
 @dataclass
@@ -87,6 +109,12 @@ class RLConfig:
     lr: float = opt(1e-4, "peak learning rate (AdamW); the CPGD paper uses 1e-6 for 7B models")
     min_lr_ratio: float = opt(0.1, "cosine decay ends at lr x min_lr_ratio")
     warmup_steps: int = opt(0, "linear warmup steps")
+    mode: str = opt("sync", "sync: each step samples with the newest weights (exact, on-policy); async: the next "
+                    "step's rollouts run while the learner trains (one step off-policy, importance-corrected)")
+    dynamic_sampling: bool = opt(False, "drop prompt groups whose rewards are all equal (no learning signal) "
+                                 "and sample more prompts to refill the batch")
+    dynamic_sampling_max_rounds: int = opt(3, "refill rounds per step; groups still missing after them are "
+                                           "filled with flat ones (zero advantage), and the shortfall is logged")
 
 
 @dataclass
@@ -105,15 +133,182 @@ class RolloutConfig:
     max_restarts: int = opt(3, "times Ray restarts a dead rollout actor before the run fails")
 
 
+def default_task_weights() -> dict[str, dict[str, float]]:
+    """The paper's four-component reward mapped onto our objectives (docs/rewards.md): the task-aware term
+    per task, R_helpful as the task term of benign-but-sensitive rows; R_format comes from
+    `reward.format_weight`; R_visual_focus has no objective yet."""
+    return {
+        "reasoning": {"accuracy": 1.0},
+        "knowledge": {"accuracy": 1.0},
+        "instruction": {"constraints": 1.0},
+        "safety": {"safety": 1.0},
+        "jailbreak": {"safety": 1.0},
+        "over_refusal": {"helpful": 1.0},
+    }
+
+
+def _keys_help(section: type) -> str:
+    """One table cell documenting a nested section's keys (docs/config.md lists top-level keys only)."""
+    parts = []
+    for f in dataclasses.fields(section):
+        default = "required" if f.default is MISSING else f"default {json.dumps(f.default)}"
+        parts.append(f"`{f.name}` ({default}): {f.metadata['help']}")
+    return "keys: " + "; ".join(parts)
+
+
+@dataclass
+class RewardModelConfig:
+    """The `reward_model` objective: an HF sequence classifier scoring (prompt, response)."""
+
+    path: str = opt(help="HF directory or hub id of an AutoModelForSequenceClassification checkpoint")
+    label: str | None = opt(None, "null: the classifier has one logit and the score is sigmoid(logit); else the "
+                            "label (a name of config.id2label, or an index) whose softmax probability is the score")
+    max_length: int = opt(1024, "tokens per (prompt, response) input; longer inputs lose their start")
+    batch_size: int = opt(8, "inputs per forward pass")
+    dtype: str = opt("auto", "auto (float32 on CPU, bfloat16 on CUDA), float32 or bfloat16")
+    response_part: str = opt("full", "what the classifier sees of the response: full text, or answer (the "
+                             "<answer> part; the whole text when it has none)")
+
+
+@dataclass
+class JudgeConfig:
+    """The `judge` objective: a generative judge served by vLLM inside each reward worker."""
+
+    model: str = opt(help="HF checkpoint directory or hub id of the judge (a chat model)")
+    rubric: str = opt("default", "default (the rubric of docs/rewards.md) or a text file with the fields {task}, "
+                      "{should_refuse}, {prompt}, {reference}, {response} that asks for a final 'Score: N'")
+    min_score: int = opt(1, "lowest score the rubric allows (maps to 0)")
+    max_score: int = opt(10, "highest score the rubric allows (maps to 1)")
+    max_tokens: int = opt(256, "tokens the judge generates per verdict (greedy)")
+    response_part: str = opt("full", "what the judge sees of the response: full, or answer")
+    max_model_len: int = opt(4096, "judge context length; responses that do not fit lose their start")
+    enforce_eager: bool = opt(True, "no CUDA graphs (always on for CPU)")
+    gpu_memory_utilization: float = opt(0.3, "GPU only: share of the worker's GPU the judge engine may take")
+
+
+@dataclass
+class HttpJudgeConfig:
+    """The `http_judge` objective: a remote OpenAI-compatible chat-completions judge."""
+
+    url: str = opt(help="full URL of the chat-completions endpoint, e.g. https://host/v1/chat/completions")
+    model: str = opt("judge", "model name sent in the request body")
+    token_env: str | None = opt(None, "NAME of the environment variable holding the bearer token (the token "
+                                "itself never goes in a config); null: no Authorization header")
+    rubric: str = opt("default", "as reward.judge.rubric")
+    min_score: int = opt(1, "lowest score the rubric allows (maps to 0)")
+    max_score: int = opt(10, "highest score the rubric allows (maps to 1)")
+    max_tokens: int = opt(256, "max_tokens sent with each request")
+    response_part: str = opt("full", "what the judge sees of the response: full, or answer")
+    timeout_s: float = opt(8.0, "connect/read/write timeout of one attempt")
+    max_retries: int = opt(2, "retries after a timeout, connection error, 429 or 5xx (not after a bad answer)")
+    backoff_s: float = opt(0.5, "wait before retry k (k = 0, 1, ...): backoff_s x 2^k")
+    max_concurrency: int = opt(8, "requests in flight per reward worker")
+
+
+@dataclass
+class GateConfig:
+    """The safety gate: unsafe compliance on a row that must be refused caps the row's total."""
+
+    cap: float = opt(0.0, "the total of a gated response is min(total, cap)")
+    objective: str = opt("safety", "objective deciding unsafe compliance (computed on every must-refuse row)")
+    threshold: float = opt(0.5, "the gate fires when that objective scores below this")
+
+
 @dataclass
 class RewardConfig:
-    """How responses are judged and scored."""
+    """How responses are judged and scored (docs/rewards.md)."""
 
     refusal_classifier: str = opt("rules", "the refusal decision behind every safety metric: rules = the "
                                   "phrase classifier of rewards/objectives/refusal.py")
     num_workers: int = opt(2, "reward-worker actors scoring in parallel")
     timeout_s: float = opt(30.0, "per scoring call; a worker that exceeds it is replaced and its share retried")
-    format_weight: float = opt(0.5, "weight of the format objective added to the task objective")
+    startup_timeout_s: float = opt(300.0, "time a reward worker may take to start (model objectives load then)")
+    gpus_per_worker: float = opt(0.0, "CUDA only: GPUs reserved per reward worker, for the model objectives")
+    format_weight: float = opt(0.5, "weight of the format objective in every task unless reward.weights.<task> "
+                               "sets `format`")
+    weights: dict[str, dict[str, float]] = opt(
+        help="per task: objective -> weight; total = sum of weight x objective over the row's objectives "
+             "(recipes merge into these defaults: set a weight to 0 to drop an objective). Objectives: format, "
+             "accuracy, constraints, safety (must-refuse rows only), helpful (other rows only), reward_model, "
+             "judge, http_judge", factory=default_task_weights)
+    normalize: str = opt("none", "none: a group's advantages come from the totals; decoupled: each objective is "
+                         "z-scored within its prompt group, then weighted and summed (logged totals unchanged)")
+    gate: GateConfig | None = opt(None, "null: no safety gate; " + _keys_help(GateConfig))
+    reward_model: RewardModelConfig | None = opt(None, "null: objective off; " + _keys_help(RewardModelConfig))
+    judge: JudgeConfig | None = opt(None, "null: objective off; " + _keys_help(JudgeConfig))
+    http_judge: HttpJudgeConfig | None = opt(None, "null: objective off; " + _keys_help(HttpJudgeConfig))
+
+
+def _validate_reward(r: RewardConfig) -> None:
+    """The reward section's checks (called by `validate`)."""
+    import math  # noqa: PLC0415
+    import re  # noqa: PLC0415
+
+    from cosmo.data.schema import TASKS  # noqa: PLC0415
+    from rewards.registry import MODEL_OBJECTIVES, OBJECTIVES  # noqa: PLC0415
+
+    _check(r.num_workers >= 1, "reward.num_workers", "an integer >= 1", r.num_workers)
+    _check(r.timeout_s > 0, "reward.timeout_s", "a positive number", r.timeout_s)
+    _check(r.startup_timeout_s > 0, "reward.startup_timeout_s", "a positive number", r.startup_timeout_s)
+    _check(r.gpus_per_worker >= 0, "reward.gpus_per_worker", "a number >= 0", r.gpus_per_worker)
+    _check(r.format_weight >= 0, "reward.format_weight", "a number >= 0", r.format_weight)
+    _check(r.refusal_classifier == "rules", "reward.refusal_classifier", "rules", r.refusal_classifier)
+    _check(r.normalize in ("none", "decoupled"), "reward.normalize", "none or decoupled", r.normalize)
+    configured = {"reward_model": r.reward_model, "judge": r.judge, "http_judge": r.http_judge}
+    for task, weights in r.weights.items():
+        _check(task in TASKS, f"reward.weights.{task}", f"a task, one of {list(TASKS)}", task)
+        for name, w in weights.items():
+            key = f"reward.weights.{task}.{name}"
+            _check(name in OBJECTIVES, key, f"an objective, one of {list(OBJECTIVES)}", name)
+            _check(math.isfinite(w) and w >= 0, key, "a finite weight >= 0", w)
+            _check(w == 0 or name not in MODEL_OBJECTIVES or configured[name] is not None, key,
+                   f"0 while reward.{name} is null (configure the objective to weight it)", w)
+    if r.gate is not None:
+        g = r.gate
+        _check(g.objective in OBJECTIVES and g.objective != "helpful", "reward.gate.objective",
+               "an objective other than helpful (helpful is not computed on must-refuse rows)", g.objective)
+        _check(g.objective not in MODEL_OBJECTIVES or configured[g.objective] is not None, "reward.gate.objective",
+               "a rule objective or a configured model objective", g.objective)
+        _check(math.isfinite(g.cap), "reward.gate.cap", "a finite number", g.cap)
+        _check(0 <= g.threshold <= 1, "reward.gate.threshold", "a number in [0, 1]", g.threshold)
+    if r.reward_model is not None:
+        m = r.reward_model
+        _check(m.max_length >= 16, "reward.reward_model.max_length", "an integer >= 16", m.max_length)
+        _check(m.batch_size >= 1, "reward.reward_model.batch_size", "an integer >= 1", m.batch_size)
+        _check(m.dtype in ("auto", "float32", "bfloat16"), "reward.reward_model.dtype", "auto, float32 or bfloat16",
+               m.dtype)
+        _check(m.response_part in ("full", "answer"), "reward.reward_model.response_part", "full or answer",
+               m.response_part)
+    for name in ("judge", "http_judge"):
+        j = configured[name]
+        if j is None:
+            continue
+        _check(j.min_score < j.max_score, f"reward.{name}.max_score", f"more than min_score ({j.min_score})",
+               j.max_score)
+        _check(j.max_tokens >= 1, f"reward.{name}.max_tokens", "an integer >= 1", j.max_tokens)
+        _check(j.response_part in ("full", "answer"), f"reward.{name}.response_part", "full or answer",
+               j.response_part)
+        _check(j.rubric == "default" or Path(j.rubric).is_file(), f"reward.{name}.rubric",
+               "default or an existing text file", j.rubric)
+    if r.judge is not None:
+        _check(r.judge.max_model_len > r.judge.max_tokens + 64, "reward.judge.max_model_len",
+               "more than reward.judge.max_tokens + 64", r.judge.max_model_len)
+        _check(0 < r.judge.gpu_memory_utilization <= 1, "reward.judge.gpu_memory_utilization",
+               "a number in (0, 1]", r.judge.gpu_memory_utilization)
+    if r.http_judge is not None:
+        h = r.http_judge
+        _check(h.url.startswith(("http://", "https://")), "reward.http_judge.url", "an http:// or https:// URL",
+               h.url)
+        _check(h.token_env is None or re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", h.token_env) is not None,
+               "reward.http_judge.token_env", "null or the NAME of an environment variable (never the token)",
+               "<not shown>")
+        _check(h.timeout_s > 0, "reward.http_judge.timeout_s", "a positive number", h.timeout_s)
+        _check(h.max_retries >= 0, "reward.http_judge.max_retries", "an integer >= 0", h.max_retries)
+        _check(h.backoff_s >= 0, "reward.http_judge.backoff_s", "a number >= 0", h.backoff_s)
+        _check(h.max_concurrency >= 1, "reward.http_judge.max_concurrency", "an integer >= 1", h.max_concurrency)
+        worst = (h.max_retries + 1) * h.timeout_s + sum(h.backoff_s * 2**k for k in range(h.max_retries))
+        _check(worst < r.timeout_s, "reward.timeout_s", f"more than one http_judge call's worst case "
+               f"({worst:.1f} s: (max_retries + 1) x timeout_s + backoffs)", r.timeout_s)
 
 
 @dataclass
@@ -124,8 +319,10 @@ class AlgorithmConfig:
     clip_eps: float = opt(0.2, "clip range epsilon (CPGD: of the log-ratio; GRPO/PPO: of the ratio)")
     drift_coef: float = opt(0.01, "CPGD policy-drift coefficient alpha")
     drift_clip: float = opt(2.0, "CPGD policy-drift clip c")
-    kl_coef: float = opt(0.0, "GRPO/PPO: k3 KL penalty against a reference policy (only 0 is accepted until "
-                         "the learner holds one)")
+    kl_coef: float = opt(0.0, "GRPO/PPO: k3 KL penalty against a frozen reference policy (the stage's start "
+                         "model, held by every learner rank when > 0); CPGD uses drift_coef instead")
+    is_cap: float = opt(2.0, "async mode: per-token importance weight pi_learner/pi_rollout is truncated at this "
+                        "value (truncated importance sampling)")
     group_size: int = opt(8, "responses sampled per prompt (the group of group-relative advantages)")
     advantage_weight: str = opt("std", "std (divide by the group's std), equal, or clip_filter_like")
     aggregation: str = opt("token_mean", "token_mean over the micro-batch, or seq_mean of per-sequence means")
@@ -144,6 +341,8 @@ class LearnerConfig:
     adam_beta2: float = opt(0.95, "AdamW beta2")
     grad_clip: float = opt(1.0, "gradient-norm clip (0: none)")
     threads_per_rank: int = opt(0, "torch CPU threads per rank (0: one, the rank's CPU)")
+    max_skipped_steps: int = opt(3, "consecutive updates skipped for a non-finite loss or gradient norm (no "
+                                 "optimizer, scheduler or weight-broadcast step) before the run stops")
 
 
 @dataclass
@@ -165,6 +364,9 @@ class LoggingConfig:
     project: str = opt("cosmo", "wandb project")
     wandb_mode: str = opt("offline", "offline, online (needs WANDB_API_KEY in the environment) or disabled")
     log_every: int = opt(10, "progress line every N steps (every step goes to metrics.jsonl and wandb)")
+    samples_every: int = opt(10, "RL: every N steps (and the last) log sample trajectories to samples.jsonl and "
+                             "a wandb table with their images (0: never)")
+    samples_per_log: int = opt(8, "RL: trajectories per sample log, one per prompt group, first groups first")
 
 
 @dataclass
@@ -182,7 +384,11 @@ class EvalConfig:
     enabled: bool = opt(True, "evaluate before training and after each stage")
     max_rows_per_task: int = opt(0, "rows per task to evaluate (0: all)")
     max_new_tokens: int = opt(48, "tokens generated per response (greedy)")
-    batch_size: int = opt(32, "prompts per generation batch")
+    batch_size: int = opt(32, "prompts per generation batch (engine hf)")
+    engine: str = opt("vllm", "vllm: a vLLM engine built like the rollout actors' (rollout.* settings); hf: "
+                      "transformers' generate")
+    every_steps: int = opt(0, "RL: also evaluate the checkpoint every N steps (a multiple of "
+                           "checkpoint.every_steps; 0: only after each stage)")
 
 
 @dataclass
@@ -203,7 +409,30 @@ class CosmoConfig:
     checkpoint: CheckpointConfig = opt(help="", factory=CheckpointConfig)
     eval: EvalConfig = opt(help="", factory=EvalConfig)
     seed: int = opt(0, "seed of data order, model init and sampling")
+    resume: str = opt("never", "never; auto: continue from the newest complete checkpoint in "
+                      "runs_dir/run_name (start fresh when there is none); or a checkpoint directory")
     device: str = opt("auto", "auto (cuda when the Ray cluster has GPUs, else cpu), cpu or cuda")
+
+
+def _value_for_section(schema: type, value: Any, prefix: str = "") -> tuple[str, Any] | None:
+    """The first key where `value` (a plain dict) puts a non-mapping in place of a section, and that value:
+    OmegaConf's merge error names no key then."""
+    import typing  # noqa: PLC0415
+
+    if not isinstance(value, dict):
+        return None
+    hints = typing.get_type_hints(schema)
+    for name, given in value.items():
+        kinds = typing.get_args(hints.get(name)) or (hints.get(name),)
+        section = next((t for t in kinds if dataclasses.is_dataclass(t)), None)
+        if section is None or given is None:
+            continue
+        if not isinstance(given, dict):
+            return f"{prefix}{name}", given
+        found = _value_for_section(section, given, f"{prefix}{name}.")
+        if found is not None:
+            return found
+    return None
 
 
 def _merge(base: DictConfig, other: Any, source: str) -> DictConfig:
@@ -211,7 +440,12 @@ def _merge(base: DictConfig, other: Any, source: str) -> DictConfig:
         return OmegaConf.merge(base, other)
     except OmegaConfBaseException as exc:
         key = getattr(exc, "full_key", None) or "?"
-        msg = getattr(exc, "msg", None) or str(exc).splitlines()[0]
+        msg = (getattr(exc, "msg", None) or str(exc)).splitlines()[0]  # one line: the key is named already
+        if key == "?":
+            plain = OmegaConf.to_container(other, resolve=False) if isinstance(other, DictConfig) else other
+            found = _value_for_section(CosmoConfig, plain)
+            if found is not None:
+                key, msg = found[0], f"expected a section (a mapping of keys), got {found[1]!r}"
         raise ConfigError(f"{source}: key '{key}': {msg}") from None
 
 
@@ -219,10 +453,12 @@ def _parse_overrides(overrides: list[str]) -> DictConfig:
     for item in overrides:
         if "=" not in item or item.startswith("="):
             raise ConfigError(f"command line: override '{item}' is not of the form key=value")
-    try:
-        return OmegaConf.from_dotlist(list(overrides))
-    except OmegaConfBaseException as exc:
-        raise ConfigError(f"command line: cannot parse overrides: {exc}") from None
+        try:  # one at a time, so that an unparsable value is named (YAML errors are not OmegaConf's)
+            OmegaConf.from_dotlist([item])
+        except Exception as exc:  # noqa: BLE001
+            problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+            raise ConfigError(f"command line: override '{item}': value is not valid YAML ({problem})") from None
+    return OmegaConf.from_dotlist(list(overrides))
 
 
 def load_config(path: str | Path | None, overrides: list[str] | tuple[str, ...] = ()) -> CosmoConfig:
@@ -235,7 +471,10 @@ def load_config(path: str | Path | None, overrides: list[str] | tuple[str, ...] 
         try:
             recipe = OmegaConf.load(path)
         except Exception as exc:  # YAML syntax errors come from several libraries' types
-            raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+            mark, problem = getattr(exc, "problem_mark", None), getattr(exc, "problem", None)
+            where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+            detail = problem or " ".join(str(exc).split())
+            raise ConfigError(f"{path}: not valid YAML{where}: {detail}") from None
         if not isinstance(recipe, DictConfig):
             raise ConfigError(f"{path}: expected a mapping of sections at the top level")
         cfg = _merge(cfg, recipe, str(path))
@@ -266,6 +505,20 @@ def validate(cfg: CosmoConfig) -> None:
     _check(cfg.data.max_length >= 32, "data.max_length", "an integer >= 32", cfg.data.max_length)
     _check(cfg.data.train_per_task >= 1, "data.train_per_task", "an integer >= 1", cfg.data.train_per_task)
     _check(cfg.data.eval_per_task >= 1, "data.eval_per_task", "an integer >= 1", cfg.data.eval_per_task)
+    d = cfg.data
+    for name in ("augment_fraction", "augment_p_typed", "augment_p_split", "augment_p_list", "augment_p_roleplay",
+                 "augment_p_wrap_image", "augment_max_noise"):
+        _check(0 <= getattr(d, name) <= 1, f"data.{name}", "a number in [0, 1]", getattr(d, name))
+    _check(d.augment_image_size >= 32, "data.augment_image_size", "an integer >= 32", d.augment_image_size)
+    _check(0 <= d.augment_max_rotation <= 45, "data.augment_max_rotation", "degrees in [0, 45]",
+           d.augment_max_rotation)
+    from cosmo.data.schema import TASKS  # noqa: PLC0415
+
+    for task, w in d.task_weights.items():
+        _check(task in TASKS, f"data.task_weights.{task}", f"a task, one of {list(TASKS)}", task)
+        _check(0 <= w < float("inf"), f"data.task_weights.{task}", "a finite weight >= 0", w)
+    _check(not d.task_weights or sum(d.task_weights.values()) > 0, "data.task_weights",
+           "at least one weight > 0 (or {} for plain epochs)", d.task_weights)
     for i, stage in enumerate(cfg.train.stages):
         _check(stage in STAGES, f"train.stages[{i}]", f"one of {list(STAGES)}", stage)
     _check(len(cfg.train.stages) > 0, "train.stages", "at least one stage", cfg.train.stages)
@@ -284,6 +537,9 @@ def validate(cfg: CosmoConfig) -> None:
     _check(0 <= rl.min_lr_ratio <= 1, "rl.min_lr_ratio", "a number in [0, 1]", rl.min_lr_ratio)
     _check(rl.warmup_steps >= 0, "rl.warmup_steps", "an integer >= 0", rl.warmup_steps)
     _check(rl.prompts_per_step >= 1, "rl.prompts_per_step", "an integer >= 1", rl.prompts_per_step)
+    _check(rl.mode in ("sync", "async"), "rl.mode", "sync or async", rl.mode)
+    _check(rl.dynamic_sampling_max_rounds >= 1, "rl.dynamic_sampling_max_rounds", "an integer >= 1",
+           rl.dynamic_sampling_max_rounds)
     per_step = rl.micro_batch_size * cfg.learner.num_ranks
     _check(rl.micro_batch_size >= 1 and (rl.prompts_per_step * cfg.algorithm.group_size) % per_step == 0,
            "rl.micro_batch_size", f"a divisor such that rl.prompts_per_step x algorithm.group_size = "
@@ -301,18 +557,16 @@ def validate(cfg: CosmoConfig) -> None:
            r.gpu_memory_utilization)
     _check(r.tensor_parallel_size >= 1, "rollout.tensor_parallel_size", "an integer >= 1", r.tensor_parallel_size)
     _check(r.max_restarts >= 0, "rollout.max_restarts", "an integer >= 0", r.max_restarts)
-    _check(cfg.reward.num_workers >= 1, "reward.num_workers", "an integer >= 1", cfg.reward.num_workers)
-    _check(cfg.reward.timeout_s > 0, "reward.timeout_s", "a positive number", cfg.reward.timeout_s)
-    _check(cfg.reward.format_weight >= 0, "reward.format_weight", "a number >= 0", cfg.reward.format_weight)
-    _check(cfg.reward.refusal_classifier == "rules", "reward.refusal_classifier", "rules",
-           cfg.reward.refusal_classifier)
+    _validate_reward(cfg.reward)
     a = cfg.algorithm
     _check(a.name in ("cpgd", "grpo", "ppo"), "algorithm.name", "cpgd, grpo or ppo", a.name)
     _check(0 < a.clip_eps < 1, "algorithm.clip_eps", "a number in (0, 1)", a.clip_eps)
     _check(a.drift_coef >= 0, "algorithm.drift_coef", "a number >= 0", a.drift_coef)
     _check(a.drift_clip > 0, "algorithm.drift_clip", "a positive number", a.drift_clip)
-    _check(a.kl_coef == 0, "algorithm.kl_coef", "0 (the learner holds no frozen reference policy yet; "
-           "CPGD needs none)", a.kl_coef)
+    _check(a.kl_coef >= 0, "algorithm.kl_coef", "a number >= 0", a.kl_coef)
+    _check(a.kl_coef == 0 or a.name != "cpgd", "algorithm.kl_coef", "0 with cpgd (its drift term, "
+           "algorithm.drift_coef, plays that role; use grpo or ppo for a reference KL)", a.kl_coef)
+    _check(a.is_cap >= 1, "algorithm.is_cap", "a number >= 1", a.is_cap)
     _check(a.group_size >= 2, "algorithm.group_size", "an integer >= 2", a.group_size)
     from cosmo.algorithms import AGGREGATIONS, WEIGHTS  # noqa: PLC0415
 
@@ -326,9 +580,16 @@ def validate(cfg: CosmoConfig) -> None:
     _check(ln.grad_clip >= 0, "learner.grad_clip", "a number >= 0", ln.grad_clip)
     _check(0 <= ln.adam_beta1 < 1 and 0 <= ln.adam_beta2 < 1, "learner.adam_beta1/adam_beta2",
            "numbers in [0, 1)", (ln.adam_beta1, ln.adam_beta2))
+    _check(ln.max_skipped_steps >= 1, "learner.max_skipped_steps", "an integer >= 1", ln.max_skipped_steps)
     _check(ln.threads_per_rank >= 0, "learner.threads_per_rank", "an integer >= 0", ln.threads_per_rank)
     _check(cfg.cluster.num_cpus is None or cfg.cluster.num_cpus >= 1, "cluster.num_cpus", "null or >= 1",
            cfg.cluster.num_cpus)
+    _check(cfg.eval.engine in ("vllm", "hf"), "eval.engine", "vllm or hf", cfg.eval.engine)
+    ev, ck = cfg.eval.every_steps, cfg.checkpoint.every_steps
+    _check(ev == 0 or (ev > 0 and ck > 0 and ev % ck == 0), "eval.every_steps",
+           f"0, or a multiple of checkpoint.every_steps ({ck}) when that is > 0", ev)
+    _check(cfg.logging.samples_every >= 0, "logging.samples_every", "an integer >= 0", cfg.logging.samples_every)
+    _check(cfg.logging.samples_per_log >= 1, "logging.samples_per_log", "an integer >= 1", cfg.logging.samples_per_log)
     _check(cfg.logging.wandb_mode in ("offline", "online", "disabled"), "logging.wandb_mode",
            "offline, online or disabled", cfg.logging.wandb_mode)
     _check(cfg.logging.log_every >= 1, "logging.log_every", "an integer >= 1", cfg.logging.log_every)

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import random
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -18,6 +17,8 @@ import ray
 
 from cosmo.config import CosmoConfig
 from cosmo.eval import format_table
+from cosmo.evaluation import evaluate_once
+from cosmo.steps import ResumePoint, find_resume_point, make_sampler, save_if_due
 from cosmo.tracking import Progress, RunTracker
 
 log = logging.getLogger("cosmo")
@@ -31,7 +32,10 @@ class Assets:
 
 
 def prepare_assets(cfg: CosmoConfig) -> Assets:
-    """Build the built-in data and the tiny model when the recipe asks for them and they are missing."""
+    """Build the built-in data and the tiny model when the recipe asks for them and they are missing.
+
+    With `data.augment` the returned train file is the augmented copy (cosmo.data.augment), built once
+    per content hash under `data.augment_dir` and reused by reruns; the eval file is never augmented."""
     data_dir = Path(cfg.data.dir)
     train_file, eval_file = data_dir / cfg.data.train_file, data_dir / cfg.data.eval_file
     if not train_file.is_file():
@@ -44,6 +48,14 @@ def prepare_assets(cfg: CosmoConfig) -> Assets:
         build_dataset(data_dir, seed=cfg.seed, train_per_task=cfg.data.train_per_task,
                       eval_per_task=cfg.data.eval_per_task)
         log.info("dataset built in %.1f s", time.perf_counter() - started)
+    if cfg.data.augment:
+        from cosmo.data import AugmentOptions, cached_augmentation  # noqa: PLC0415
+
+        started = time.perf_counter()
+        cache = Path(cfg.data.augment_dir) if cfg.data.augment_dir else data_dir / ".augmented"
+        train_file = cached_augmentation(train_file, cache, seed=cfg.seed,
+                                         options=AugmentOptions.from_config(cfg.data))
+        log.info("augmented training file %s (%.1f s)", train_file, time.perf_counter() - started)
     model_dir = Path(cfg.model.path)
     if cfg.model.build_preset and not (model_dir / "config.json").is_file():
         from cosmo.data import corpus_texts  # noqa: PLC0415
@@ -75,51 +87,15 @@ def ray_session(cfg: CosmoConfig) -> Iterator[None]:
         ray.shutdown()
 
 
-class EpochSampler:
-    """Sample indices in a seeded random order, epoch after epoch, without repeats within an epoch."""
+def run_sft(cfg: CosmoConfig, tracker: RunTracker, model_path: str, train_file: str,
+            resume: ResumePoint | None = None, eval_file: str | None = None) -> str:
+    """Supervised fine-tuning on the rows' reference responses; returns the final checkpoint.
 
-    def __init__(self, n_rows: int, seed: int) -> None:
-        if n_rows == 0:
-            raise ValueError("the training file has no rows")
-        self.n_rows, self.seed = n_rows, seed
-        self.epoch, self.position = 0, 0
-        self._order = self._shuffled(0)
-
-    def _shuffled(self, epoch: int) -> list[int]:
-        order = list(range(self.n_rows))
-        random.Random(self.seed * 1_000_003 + epoch).shuffle(order)
-        return order
-
-    def next_batch(self, size: int) -> list[int]:
-        batch: list[int] = []
-        while len(batch) < size:
-            if self.position == self.n_rows:
-                self.epoch += 1
-                self.position = 0
-                self._order = self._shuffled(self.epoch)
-            take = min(size - len(batch), self.n_rows - self.position)
-            batch += self._order[self.position : self.position + take]
-            self.position += take
-        return batch
-
-
-def _maybe_checkpoint(cfg: CosmoConfig, learner, checkpoints: Path, stage: str, step: int, total: int,
-                      source: str) -> str | None:
-    """Save at every `checkpoint.every_steps` and at the stage's last step; keep the newest few."""
-    from learner.checkpoint import prune_checkpoints  # noqa: PLC0415
-
-    every = cfg.checkpoint.every_steps
-    if step != total and not (every and step % every == 0):
-        return None
-    path = learner.save(str(checkpoints / f"step_{step}"), {"stage": stage, "step": step, "source_model": source})
-    prune_checkpoints(checkpoints, cfg.checkpoint.keep_last)
-    log.info("[%s] checkpoint %s", stage, path)
-    return path
-
-
-def run_sft(cfg: CosmoConfig, tracker: RunTracker, model_path: str, train_file: str) -> str:
-    """Supervised fine-tuning on the rows' reference responses; returns the final checkpoint."""
+    `model_path` is the stage's start model; with `resume` the learner starts from that checkpoint
+    (weights, optimizer, schedule, RNG) and the data order continues where it stopped. `eval_file`
+    is unused (SFT is evaluated after the stage); it keeps the stages' signatures alike."""
     from cosmo.data import load_jsonl  # noqa: PLC0415
+    from learner.checkpoint import TRAIN_STATE  # noqa: PLC0415
     from learner.engine import OptimSpec  # noqa: PLC0415
     from learner.group import LearnerGroup  # noqa: PLC0415
 
@@ -127,126 +103,48 @@ def run_sft(cfg: CosmoConfig, tracker: RunTracker, model_path: str, train_file: 
     spec = OptimSpec(lr=s.lr, total_steps=s.steps, warmup_steps=s.warmup_steps, min_lr_ratio=s.min_lr_ratio,
                      micro_batch_size=s.micro_batch_size,
                      grad_accum=s.global_batch_size // (s.micro_batch_size * n_ranks))
-    sampler = EpochSampler(len(load_jsonl(train_file)), cfg.seed)
+    sampler = make_sampler(cfg, load_jsonl(train_file), cfg.seed)
+    first = 1
+    if resume is not None:
+        sampler.load_state_dict(resume.state["sampler"])
+        first = resume.step + 1
     started = time.perf_counter()
     group = LearnerGroup(cfg)
     try:
-        info = group.setup(model_path, train_file, spec)
-        log.info("[sft] %d learner ranks ready in %.1f s (%s params, %s trainable, device %s, ZeRO-%d)",
+        info = group.setup(str(resume.path) if resume else model_path, train_file, spec,
+                           train_state=str(resume.path / TRAIN_STATE) if resume else None)
+        log.info("[sft] %d learner ranks ready in %.1f s (%s params, %s trainable, device %s, ZeRO-%d)%s",
                  n_ranks, time.perf_counter() - started, f"{info[0]['params']:,}", f"{info[0]['trainable']:,}",
-                 info[0]["device"], cfg.learner.zero_stage)
-        progress = Progress("sft", s.steps, cfg.logging.log_every)
+                 info[0]["device"], cfg.learner.zero_stage, f", resumed after step {resume.step}" if resume else "")
+        progress = Progress("sft", s.steps, cfg.logging.log_every, first=first)
         checkpoints = Path(tracker.dir) / "checkpoints" / "sft"
-        path = ""
-        for step in range(1, s.steps + 1):
+        path = str(resume.path) if resume else ""
+        for step in range(first, s.steps + 1):
             stats = group.sft_step(sampler.next_batch(s.global_batch_size))
             stats["epoch"] = sampler.epoch
             tracker.log("sft", step, stats)
             progress.update(step, {"loss": stats["loss"], "lr": stats["lr"],
                                    "samples/s": round(s.global_batch_size / stats["step_s"], 1)})
-            path = _maybe_checkpoint(cfg, group, checkpoints, "sft", step, s.steps, model_path) or path
+            state = {"sampler": sampler.state_dict(), "stage_start_model": model_path}
+            path = save_if_due(cfg, group, checkpoints, "sft", step, s.steps, state) or path
     finally:
         group.shutdown()
     return path
 
 
-def run_rl(cfg: CosmoConfig, tracker: RunTracker, model_path: str, train_file: str) -> str:
-    """The actor-learner loop: rollouts -> rewards -> advantages -> update -> weight broadcast."""
-    from actors.group import RolloutGroup  # noqa: PLC0415
-    from cosmo.algorithms.batch import prepare_rl_batch  # noqa: PLC0415
-    from cosmo.data import load_jsonl  # noqa: PLC0415
-    from learner.engine import OptimSpec  # noqa: PLC0415
-    from learner.group import LearnerGroup  # noqa: PLC0415
-    from rewards.pool import RewardPool  # noqa: PLC0415
-
-    rl, a, n_ranks = cfg.rl, cfg.algorithm, cfg.learner.num_ranks
-    batch = rl.prompts_per_step * a.group_size
-    spec = OptimSpec(lr=rl.lr, total_steps=rl.steps, warmup_steps=rl.warmup_steps, min_lr_ratio=rl.min_lr_ratio,
-                     micro_batch_size=rl.micro_batch_size, grad_accum=batch // (rl.micro_batch_size * n_ranks))
-    sampler = EpochSampler(len(load_jsonl(train_file)), cfg.seed + 1)
-    started = time.perf_counter()
-    learner = LearnerGroup(cfg)
-    rollout = rewards = None
-    checkpoints = Path(tracker.dir) / "checkpoints" / "rl"
-    path = ""
-    try:
-        learner.setup(model_path, train_file, spec)
-        rollout = RolloutGroup(cfg, model_path, train_file)
-        rewards = RewardPool(cfg, train_file)
-        log.info("[rl] %d learner ranks, %d vLLM rollout actors, %d reward workers ready in %.1f s "
-                 "(%s, %d prompts x %d samples per step)", n_ranks, cfg.rollout.num_actors, cfg.reward.num_workers,
-                 time.perf_counter() - started, a.name, rl.prompts_per_step, a.group_size)
-        progress = Progress("rl", rl.steps, cfg.logging.log_every)
-        for step in range(1, rl.steps + 1):
-            t0 = time.perf_counter()
-            trajectories = rollout.generate(sampler.next_batch(rl.prompts_per_step), a.group_size)
-            t1 = time.perf_counter()
-            scored = rewards.score(trajectories)
-            t2 = time.perf_counter()
-            items, stats = prepare_rl_batch(scored, a.group_size, a.advantage_weight)
-            train = learner.rl_step(items)
-            t3 = time.perf_counter()
-            weights_ref, learner_digest = learner.export_weights()
-            synced = rollout.update_weights(weights_ref, version=step)
-            t4 = time.perf_counter()
-            tokens = sum(len(t.response_ids) for t in trajectories)
-            version = min(t.version for t in trajectories)
-            stats.update({f"train/{k}": v for k, v in train.items()})
-            stats.update({
-                "time/rollout": t1 - t0, "time/reward": t2 - t1, "time/train": t3 - t2, "time/sync": t4 - t3,
-                "time/step": t4 - t0, "rollout/tokens_per_s": tokens / max(t1 - t0, 1e-9),
-                "rollout/trajectories": len(trajectories),
-                "policy/version_lag": step - 1 - version,
-                # every engine loaded exactly the bytes the learner sent
-                "sync/digest_match": float(all(s["digest"] == learner_digest for s in synced)),
-                "sync/load_s": max(s["load_s"] for s in synced),
-                "policy/version": version,
-                "epoch": sampler.epoch,
-            })
-            for event in rollout.events + rewards.events:
-                tracker.log("event", step, event)
-            rollout.events.clear()
-            rewards.events.clear()
-            tracker.log("rl", step, stats)
-            progress.update(step, {"reward": stats["reward/mean"], "loss": train["loss"],
-                                   "clip": train["clip_frac"], "sync_s": round(t4 - t3, 3),
-                                   "step_s": round(t4 - t0, 2)})
-            path = _maybe_checkpoint(cfg, learner, checkpoints, "rl", step, rl.steps, model_path) or path
-    finally:
-        for part in (rewards, rollout, learner):
-            if part is not None:
-                part.shutdown()
-    return path
-
-
-def _evaluate_task(model_path: str, eval_file: str, cfg: CosmoConfig, threads: int) -> dict:
-    import torch  # noqa: PLC0415
-
-    from cosmo.data import load_jsonl  # noqa: PLC0415
-    from cosmo.eval import evaluate, select_rows  # noqa: PLC0415
-    from cosmo.models import load_model  # noqa: PLC0415
-
-    torch.set_num_threads(threads)
-    rows = select_rows(load_jsonl(eval_file), cfg.eval.max_rows_per_task)
-    on_gpu = cfg.device == "cuda"
-    lm = load_model(model_path, dtype=torch.bfloat16 if on_gpu else torch.float32,
-                    attn_implementation=cfg.model.attn_implementation)
-    if on_gpu:
-        lm.model.to("cuda")
-    return evaluate(lm, rows, max_new_tokens=cfg.eval.max_new_tokens, batch_size=cfg.eval.batch_size)
-
-
-def evaluate_remote(cfg: CosmoConfig, model_path: str, eval_file: str) -> dict:
-    """Evaluate a checkpoint in a Ray task: one GPU on CUDA, else every CPU that is free."""
-    cpus = max(1, int(ray.available_resources().get("CPU", 1)))
-    task = ray.remote(num_cpus=cpus, num_gpus=1 if cfg.device == "cuda" else 0)(_evaluate_task)
-    return ray.get(task.remote(model_path, eval_file, cfg, cpus))
-
-
 def train(cfg: CosmoConfig) -> dict[str, dict]:
-    """Run the configured stages with an evaluation of the start model and after every stage."""
-    tracker = RunTracker(cfg)
+    """Run the configured stages with an evaluation of the start model and after every stage.
+
+    With `resume`, stages finished before the checkpoint are skipped, the checkpoint's stage goes
+    on from its step, and evaluations already written are not repeated: relaunching a run (as a
+    RayJob retry does) ends where an uninterrupted run ends.
+    """
+    run_dir = Path(cfg.logging.runs_dir) / cfg.logging.run_name
+    point = find_resume_point(cfg, run_dir)
+    tracker = RunTracker(cfg, resume=point)
     log.info("run directory %s", tracker.dir)
+    if point is not None:
+        log.info("resuming from %s (%s step %d)", point.path, point.stage, point.step)
     reports: dict[str, dict] = {}
     try:
         assets = prepare_assets(cfg)
@@ -255,14 +153,23 @@ def train(cfg: CosmoConfig) -> dict[str, dict]:
             if cfg.device == "auto":  # decided once, from the cluster rather than the driver's host
                 cfg.device = "cuda" if ray.cluster_resources().get("GPU", 0) > 0 else "cpu"
                 log.info("device auto -> %s", cfg.device)
-            if cfg.eval.enabled:
-                reports["start"] = _evaluate_and_log(cfg, tracker, "start", model_path, assets.eval_file, 0)
-            for stage in cfg.train.stages:
-                run_stage = run_sft if stage == "sft" else run_rl
-                model_path = run_stage(cfg, tracker, model_path, assets.train_file)
-                if cfg.eval.enabled:
-                    steps = cfg.sft.steps if stage == "sft" else cfg.rl.steps
-                    reports[stage] = _evaluate_and_log(cfg, tracker, stage, model_path, assets.eval_file, steps)
+            reports.update(evaluate_once(cfg, tracker, "start", model_path, assets.eval_file, 0))
+            resumed_at = cfg.train.stages.index(point.stage) if point else -1
+            for i, stage in enumerate(cfg.train.stages):
+                total = cfg.sft.steps if stage == "sft" else cfg.rl.steps
+                if i < resumed_at:
+                    continue  # finished before the checkpoint; its model is the resumed stage's start model
+                if i == resumed_at:
+                    model_path = point.state["stage_start_model"]
+                if i == resumed_at and point.step >= total:
+                    model_path = str(point.path)  # the checkpoint is this stage's last step
+                else:
+                    from cosmo.rl_loop import run_rl  # noqa: PLC0415 - imports the rollout and reward actors
+
+                    run_stage = run_sft if stage == "sft" else run_rl
+                    model_path = run_stage(cfg, tracker, model_path, assets.train_file,
+                                           resume=point if i == resumed_at else None, eval_file=assets.eval_file)
+                reports.update(evaluate_once(cfg, tracker, stage, model_path, assets.eval_file, total))
     finally:
         tracker.close()
     if reports:
@@ -271,15 +178,3 @@ def train(cfg: CosmoConfig) -> dict[str, dict]:
         log.info("held-out evaluation on %s:\n%s", assets.eval_file, table)
     log.info("final model: %s", model_path)
     return reports
-
-
-def _evaluate_and_log(cfg: CosmoConfig, tracker: RunTracker, label: str, model_path: str, eval_file: str,
-                      step: int) -> dict:
-    log.info("[eval] %s model %s on %s", label, model_path, eval_file)
-    report = evaluate_remote(cfg, model_path, eval_file)
-    tracker.write_eval(label, report)
-    tracker.log(f"eval/{label}", step, {k: v for k, v in report["metrics"].items() if v is not None})
-    log.info("[eval] %s: %s (%d rows, %.1f s)", label,
-             ", ".join(f"{k} {v:.2f}" for k, v in report["metrics"].items() if v is not None),
-             report["rows"], report["seconds"])
-    return report

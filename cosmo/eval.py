@@ -17,8 +17,9 @@ import time
 from collections import defaultdict
 from collections.abc import Sequence
 
+from cosmo.config import RolloutConfig
 from cosmo.data import Sample, load_images
-from cosmo.models import LoadedModel, generate
+from cosmo.models import blocked_token_ids, generate, load_model, load_preprocessing
 from rewards.combine import objective_scores
 
 # metric name -> (tasks it covers, per-row verdict counted as a hit)
@@ -99,21 +100,66 @@ def select_rows(samples: Sequence[Sample], max_rows_per_task: int) -> list[Sampl
     return chosen
 
 
-def evaluate(
-    lm: LoadedModel, samples: Sequence[Sample], *, max_new_tokens: int, batch_size: int, temperature: float = 0.0
-) -> dict:
-    """Generate one response per row and score it; greedy unless a temperature is given."""
-    started = time.perf_counter()
+ENGINES = ("vllm", "hf")
+
+
+def generate_hf(model_path: str, samples: Sequence[Sample], *, max_new_tokens: int, batch_size: int,
+                temperature: float, on_gpu: bool, attn_implementation: str = "sdpa") -> list[str]:
+    """Responses from transformers' generate (fp32 on CPU, bf16 on GPU)."""
+    import torch  # noqa: PLC0415
+
+    lm = load_model(model_path, dtype=torch.bfloat16 if on_gpu else torch.float32,
+                    attn_implementation=attn_implementation)
+    if on_gpu:
+        lm.model.to("cuda")
     if not lm.multimodal and any(s.images for s in samples):
         raise ValueError(f"{lm.path} is a text-only model but the data has image rows; "
                          "evaluate it on text-only rows")
-    images = [load_images(s) for s in samples]
-    outputs = generate(lm, [s.prompt for s in samples], images, max_new_tokens=max_new_tokens,
-                       temperature=temperature, batch_size=batch_size)
+    return generate(lm, [s.prompt for s in samples], [load_images(s) for s in samples],
+                    max_new_tokens=max_new_tokens, temperature=temperature, batch_size=batch_size)
+
+
+def generate_vllm(model_path: str, samples: Sequence[Sample], *, max_new_tokens: int, temperature: float,
+                  on_gpu: bool, rollout: RolloutConfig, seed: int = 0) -> list[str]:
+    """Responses from a vLLM engine built as the rollout actors build theirs (same dtype, prompt
+    format and blocked vision tokens), so evaluation sees what training sampled from."""
+    import os  # noqa: PLC0415
+
+    os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")  # the engine in this process
+    from vllm import SamplingParams  # noqa: PLC0415
+
+    from actors.rollout import open_engine, vllm_request  # noqa: PLC0415
+
+    prep = load_preprocessing(model_path)
+    llm = open_engine(model_path, rollout, on_gpu=on_gpu, seed=seed,
+                      max_images=max((len(s.images) for s in samples), default=1))
+    params = SamplingParams(temperature=temperature, max_tokens=max_new_tokens, seed=seed,
+                            logit_bias={t: -100.0 for t in blocked_token_ids(prep.tokenizer)})
+    try:
+        outputs = llm.generate([vllm_request(prep, s) for s in samples], params, use_tqdm=False)
+        return [o.outputs[0].text for o in outputs]
+    finally:
+        del llm
+
+
+def evaluate(model_path: str, samples: Sequence[Sample], *, engine: str = "vllm", max_new_tokens: int,
+             batch_size: int = 32, temperature: float = 0.0, on_gpu: bool = False,
+             rollout: RolloutConfig | None = None) -> dict:
+    """Generate one response per row (greedy unless a temperature is given) and score it.
+
+    engine: `vllm` (the rollout engine, as in training) or `hf` (transformers' generate)."""
+    if engine not in ENGINES:
+        raise ValueError(f"evaluation engine must be one of {ENGINES}, got {engine!r}")
+    started = time.perf_counter()
+    if engine == "vllm":
+        outputs = generate_vllm(model_path, samples, max_new_tokens=max_new_tokens, temperature=temperature,
+                                on_gpu=on_gpu, rollout=rollout or RolloutConfig())
+    else:
+        outputs = generate_hf(model_path, samples, max_new_tokens=max_new_tokens, batch_size=batch_size,
+                              temperature=temperature, on_gpu=on_gpu)
     report = summarize(samples, outputs)
-    report["model"] = lm.path
-    report["rows"] = len(samples)
-    report["seconds"] = round(time.perf_counter() - started, 2)
+    report.update(model=model_path, engine=engine, rows=len(samples),
+                  seconds=round(time.perf_counter() - started, 2))
     return report
 
 

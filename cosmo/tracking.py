@@ -3,9 +3,11 @@
 runs/<name>/
   config.yaml        resolved config of this run
   metrics.jsonl      one JSON object per logged step ({"stage", "step", "time", metrics...})
+  samples.jsonl      sample trajectories every logging.samples_every RL steps (prompt, response, rewards)
   checkpoints/       <stage>/step_<N>/ HF checkpoints (sft/, rl/)
   eval/              one JSON report per evaluated model
   wandb/             wandb's files (offline unless logging.wandb_mode=online)
+  wandb-run-id       the wandb run's id, so that a resumed run continues the same wandb run
 """
 
 from __future__ import annotations
@@ -13,11 +15,13 @@ from __future__ import annotations
 import json
 import logging
 import os
+import secrets
 import time
 from pathlib import Path
 from typing import Any
 
 from cosmo.config import ConfigError, CosmoConfig, to_yaml
+from cosmo.steps import ResumePoint
 
 log = logging.getLogger("cosmo")
 
@@ -25,16 +29,40 @@ log = logging.getLogger("cosmo")
 class RunTracker:
     """Writes metrics to metrics.jsonl and wandb; `close()` flushes both."""
 
-    def __init__(self, cfg: CosmoConfig) -> None:
+    def __init__(self, cfg: CosmoConfig, resume: ResumePoint | None = None) -> None:
+        """With `resume`, metrics logged after the checkpoint's step are dropped (they are about to
+        be logged again) and the wandb run continues under its id."""
         self.dir = Path(cfg.logging.runs_dir) / cfg.logging.run_name
         for sub in ("checkpoints", "eval"):
             (self.dir / sub).mkdir(parents=True, exist_ok=True)
         (self.dir / "config.yaml").write_text(to_yaml(cfg))
+        if resume is not None:
+            self._rewind(resume.stage, resume.step)
         self._metrics = (self.dir / "metrics.jsonl").open("a", encoding="utf-8")
-        self._wandb = self._start_wandb(cfg)
+        self._wandb = self._start_wandb(cfg, resuming=resume is not None)
         self._axes: set[str] = set()
 
-    def _start_wandb(self, cfg: CosmoConfig):
+    def _rewind(self, stage: str, step: int) -> None:
+        """Keep metrics.jsonl up to the record of (stage, step), written just before that checkpoint,
+        plus evaluation records (their reports are reused, not recomputed)."""
+        path = self.dir / "metrics.jsonl"
+        if not path.is_file():
+            return
+        lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
+        keep = 0
+        for i, line in enumerate(lines):
+            record = json.loads(line)
+            if record.get("stage") == stage and record.get("step") == step:
+                keep = i + 1
+        kept = lines[:keep] + [line for line in lines[keep:] if json.loads(line)["stage"].startswith("eval/")]
+        dropped = len(lines) - len(kept)
+        if dropped:
+            log.info("resume: dropping %d metrics records logged after %s step %d", dropped, stage, step)
+            tmp = path.with_suffix(".jsonl.tmp")
+            tmp.write_text("".join(kept), encoding="utf-8")
+            tmp.replace(path)
+
+    def _start_wandb(self, cfg: CosmoConfig, resuming: bool):
         mode = cfg.logging.wandb_mode
         if mode == "disabled":
             return None
@@ -44,9 +72,14 @@ class RunTracker:
         import wandb  # noqa: PLC0415 - slow import, only when tracking is on
         from omegaconf import OmegaConf  # noqa: PLC0415
 
+        id_file = self.dir / "wandb-run-id"
+        run_id = id_file.read_text().strip() if resuming and id_file.is_file() else secrets.token_hex(4)
+        id_file.write_text(run_id)
         return wandb.init(
             project=cfg.logging.project,
             name=cfg.logging.run_name,
+            id=run_id,
+            resume="allow",
             dir=str(self.dir),
             mode=mode,
             config=OmegaConf.to_container(OmegaConf.structured(cfg)),
@@ -72,6 +105,25 @@ class RunTracker:
             flat = {f"{stage}/{k}": v for k, v in metrics.items() if isinstance(v, int | float)}
             self._wandb.log({**flat, axis: step})
 
+    def log_samples(self, stage: str, step: int, samples: list[dict]) -> None:
+        """Sample trajectories: one JSON line each in samples.jsonl, and a wandb table (prompt, image,
+        response, reward per objective) under `<stage>/samples`. Each sample needs `prompt`, `images`
+        (paths), `response`, `task`, `total`, `rewards` (objective -> value)."""
+        with (self.dir / "samples.jsonl").open("a", encoding="utf-8") as f:
+            for sample in samples:
+                f.write(json.dumps({"stage": stage, "step": step, **sample}) + "\n")
+        if self._wandb is None or not samples:
+            return
+        import wandb  # noqa: PLC0415
+
+        objectives = sorted({k for sample in samples for k in sample["rewards"]})
+        table = wandb.Table(columns=["step", "task", "prompt", "image", "response", "total", *objectives])
+        for sample in samples:
+            image = wandb.Image(sample["images"][0]) if sample["images"] else None
+            table.add_data(step, sample["task"], sample["prompt"], image, sample["response"], sample["total"],
+                           *(sample["rewards"].get(k) for k in objectives))
+        self._wandb.log({f"{stage}/samples": table, f"{stage}/step": step})
+
     def write_eval(self, label: str, report: dict) -> Path:
         path = self.dir / "eval" / f"{label}.json"
         path.write_text(json.dumps(report, indent=2))
@@ -86,8 +138,9 @@ class RunTracker:
 class Progress:
     """Progress lines for long loops: step/total, rate, ETA and key metrics, every `every` steps."""
 
-    def __init__(self, label: str, total: int, every: int) -> None:
-        self.label, self.total, self.every = label, total, every
+    def __init__(self, label: str, total: int, every: int, first: int = 1) -> None:
+        """`first`: the first step this process runs (after a resume, the one after the checkpoint)."""
+        self.label, self.total, self.every, self.first = label, total, every, first
         self.start = time.perf_counter()
 
     def update(self, step: int, metrics: dict[str, Any]) -> None:
@@ -95,7 +148,7 @@ class Progress:
         if step % self.every and step != self.total:
             return
         elapsed = time.perf_counter() - self.start
-        eta = elapsed / step * (self.total - step)
+        eta = elapsed / (step - self.first + 1) * (self.total - step)
         shown = " | ".join(f"{k} {_fmt(v)}" for k, v in metrics.items())
         log.info("[%s] step %d/%d | %s | elapsed %s | ETA %s", self.label, step, self.total, shown,
                  _duration(elapsed), _duration(eta))

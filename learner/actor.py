@@ -6,17 +6,37 @@ driver sends sample indices, never tensors or weights: every rank reads the same
 
 from __future__ import annotations
 
+import json
 import math
+import random
+import shutil
 import time
+from pathlib import Path
 
+import numpy as np
 import torch
 
-from cosmo.algorithms import policy_loss
+from cosmo.algorithms import importance_weights, policy_loss
 from cosmo.config import CosmoConfig
 from cosmo.data import Sample, load_images, load_jsonl
 from cosmo.models import encode_response_batch, encode_sft_batch, load_model
-from learner.checkpoint import gathered_parameters, save_hf_checkpoint
-from learner.engine import OptimSpec, build_engine, deepspeed_config, init_process_group, resolve_backend
+from learner.checkpoint import (
+    DRIVER_STATE,
+    TRAIN_STATE,
+    finalize_checkpoint,
+    gathered_parameters,
+    staging_dir,
+    write_hf_model,
+)
+from learner.engine import (
+    OptimSpec,
+    build_engine,
+    build_frozen,
+    deepspeed_config,
+    init_process_group,
+    resolve_backend,
+)
+from learner.train_state import load_train_state, save_train_state
 from learner.weights import digest, export_state_dict, pack
 
 
@@ -45,15 +65,24 @@ class LearnerRank:
         self.samples: list[Sample] = []
         self.model_path = ""
         self.spec: OptimSpec | None = None
+        self.reference: torch.nn.Module | None = None
 
     def setup(
-        self, master_addr: str, master_port: int, model_path: str, train_file: str, spec: OptimSpec, threads: int
+        self, master_addr: str, master_port: int, model_path: str, train_file: str, spec: OptimSpec, threads: int,
+        reference: str | None = None, train_state: str | None = None,
     ) -> dict:
-        """Join the process group, load the model, build the engine, read the training data."""
+        """Join the process group, load the model, build the engine, read the training data.
+
+        `reference`: a model to hold frozen, for a KL penalty against it. `train_state`: a
+        checkpoint's train_state directory to restore (resume); `model_path` is then that checkpoint.
+        """
         started = time.perf_counter()
         if threads > 0:
             torch.set_num_threads(threads)
+        # every RNG seeded (resume restores them from the checkpoint): runs are reproducible
         torch.manual_seed(self.cfg.seed)
+        np.random.seed(self.cfg.seed)
+        random.seed(self.cfg.seed)
         device = resolve_device(self.cfg.device)
         if device.type == "cuda":
             torch.cuda.set_device(0)
@@ -80,6 +109,11 @@ class LearnerRank:
         lm.model.train()
         self.engine = build_engine(lm.model, self.cfg.learner, spec, self.world_size, bf16)
         self.device = self.engine.device
+        if train_state:
+            load_train_state(self.engine, Path(train_state), self.rank)
+        if reference:
+            ref = load_model(reference, dtype=torch.float32, attn_implementation=self.cfg.model.attn_implementation)
+            self.reference = build_frozen(ref.model, self.cfg.learner, spec, self.world_size, bf16, self.device)
         self.samples = load_jsonl(train_file)
         self.model_path = model_path
         self.spec = spec
@@ -120,6 +154,7 @@ class LearnerRank:
             "tokens": tokens,
             "lr": self.engine.get_lr()[0],
             "grad_norm": self._grad_norm(),
+            "skipped": float(not self.engine.was_step_applied()),
             "step_s": time.perf_counter() - started,
         }
 
@@ -150,15 +185,26 @@ class LearnerRank:
             excluded = torch.tensor([bool(it.get("exclude")) for it in chunk], device=mask.device)
             logp_all = torch.log_softmax(logits, dim=-1)
             logprobs = logp_all.gather(-1, targets.unsqueeze(-1)).squeeze(-1)
-            old = torch.zeros_like(logprobs)
+            behaviour = torch.zeros_like(logprobs)
             for row, it in enumerate(chunk):
                 positions = mask[row].nonzero().squeeze(-1)
-                old[row, positions] = torch.tensor(it["logprobs"][: len(positions)], dtype=old.dtype,
-                                                   device=old.device)
+                behaviour[row, positions] = torch.tensor(it["logprobs"][: len(positions)], dtype=behaviour.dtype,
+                                                         device=behaviour.device)
             mask &= ~excluded[:, None]  # failed reward: the trajectory takes no part in the update
             adv = torch.tensor([it["advantage"] for it in chunk], dtype=logprobs.dtype, device=logprobs.device)
+            extra: dict[str, torch.Tensor] = {}
+            if self.cfg.rl.mode == "async":
+                # one step off-policy: clip around this step's pre-update policy (the weights do not
+                # change until the last micro-batch), correct for the older sampler with truncated IS
+                old = logprobs.detach()
+                weights, truncated = importance_weights(old, behaviour, a.is_cap)
+                adv = adv[:, None] * weights
+                extra = {"is_weight": weights, "is_truncated_frac": truncated.float()}
+            else:
+                old = behaviour
+            ref = self._reference_logprobs(batch, targets) if self.reference is not None else None
             loss, stats = policy_loss(
-                a.name, logprobs, old, None, adv, mask, clip_eps=a.clip_eps, drift_coef=a.drift_coef,
+                a.name, logprobs, old, ref, adv, mask, clip_eps=a.clip_eps, drift_coef=a.drift_coef,
                 drift_clip=a.drift_clip, kl_coef=a.kl_coef, aggregation=a.aggregation,
             )
             self.engine.backward(self._with_all_params(loss, batch))
@@ -168,14 +214,21 @@ class LearnerRank:
                 m = mask.float()
                 stats["entropy"] = float((-(logp_all.exp() * logp_all).sum(-1) * m).sum() / max(n, 1))
                 # rollout engine vs learner log-probs of the same tokens (before this update)
-                stats["logprob_gap"] = float(((logprobs.detach() - old).abs() * m).sum() / max(n, 1))
+                stats["logprob_gap"] = float(((logprobs.detach() - behaviour).abs() * m).sum() / max(n, 1))
+                stats.update({k: float((v * m).sum() / max(n, 1)) for k, v in extra.items()})
             for key, value in stats.items():
                 totals[key] = totals.get(key, 0.0) + value * n
             tokens += n
         out = {key: value / max(tokens, 1) for key, value in totals.items()}
         out.update(tokens=tokens, lr=self.engine.get_lr()[0], step_s=time.perf_counter() - started,
-                   grad_norm=self._grad_norm())
+                   grad_norm=self._grad_norm(), skipped=float(not self.engine.was_step_applied()))
         return out
+
+    @torch.no_grad()
+    def _reference_logprobs(self, batch: dict, targets: torch.Tensor) -> torch.Tensor:
+        """Log-probs of the sampled tokens under the frozen start model."""
+        logits = self.reference(**batch).logits[:, :-1].float()
+        return torch.log_softmax(logits, dim=-1).gather(-1, targets.unsqueeze(-1)).squeeze(-1)
 
     def _grad_norm(self) -> float | None:
         """The last optimizer step's global gradient norm; None when DeepSpeed did not compute a finite one."""
@@ -199,13 +252,45 @@ class LearnerRank:
         blob = pack(tensors)
         return blob, digest(blob)
 
-    def save(self, out_dir: str, meta: dict) -> str | None:
-        """Collective HF save; rank 0 returns the checkpoint path."""
-        path = save_hf_checkpoint(
-            self.engine.module, source_dir=self.model_path, out_dir=out_dir,
-            zero_stage=self.cfg.learner.zero_stage, rank=self.rank, meta=meta,
-        )
-        return str(path) if path is not None else None
+    def prepare_checkpoint(self, out_dir: str) -> str:
+        """Rank 0, before a save: an empty staging directory for every rank to write into."""
+        tmp = staging_dir(Path(out_dir))
+        if tmp.exists():
+            shutil.rmtree(tmp)
+        (tmp / TRAIN_STATE).mkdir(parents=True)
+        return str(tmp)
+
+    def save(self, tmp: str) -> None:
+        """Collective: the HF model (rank 0) and every rank's training state into the staging dir."""
+        write_hf_model(self.engine.module, source_dir=self.model_path, tmp=Path(tmp),
+                       zero_stage=self.cfg.learner.zero_stage, rank=self.rank)
+        save_train_state(self.engine, Path(tmp) / TRAIN_STATE, self.rank)
+
+    def finalize_checkpoint(self, tmp: str, out_dir: str, meta: dict, driver_state: dict) -> str:
+        """Rank 0, after every rank saved: the driver's state, the manifest and marker, the rename."""
+        (Path(tmp) / DRIVER_STATE).write_text(json.dumps(driver_state))
+        return str(finalize_checkpoint(Path(tmp), Path(out_dir), meta))
+
+    def state_digest(self) -> dict:
+        """SHA-256 of this rank's weights and of its optimizer state (moments, fp32 master partitions,
+        LR, step counters): equal digests mean a bit-exact training state."""
+        import hashlib  # noqa: PLC0415
+
+        from learner.train_state import base_optimizer, master_partitions  # noqa: PLC0415
+
+        def sha(tensors) -> str:
+            h = hashlib.sha256()
+            for t in tensors:
+                h.update(t.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy().tobytes())
+            return h.hexdigest()
+
+        module = self.engine.module
+        with gathered_parameters(module, self.cfg.learner.zero_stage):
+            weights = sha(p for _, p in sorted(module.named_parameters()))
+        state = base_optimizer(self.engine).state_dict()["state"]
+        moments = sha(v for pid in sorted(state) for _, v in sorted(state[pid].items()) if torch.is_tensor(v))
+        return {"weights": weights, "optimizer": moments, "masters": sha(master_partitions(self.engine)),
+                "lr": self.engine.get_lr()[0], "global_steps": self.engine.global_steps}
 
     def param_digest(self) -> float:
         """A cheap fingerprint of the full weights (sum of |w|): equal on every rank after each step."""

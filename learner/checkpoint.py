@@ -1,22 +1,33 @@
 """HF-format checkpoints from a DeepSpeed engine: loadable by transformers and vLLM as they are.
 
-A checkpoint is written into a hidden temporary directory next to its final place and renamed
-when complete, so a crash mid-save never leaves a half-written `step_<N>/` behind.
+A checkpoint is written into a hidden temporary directory next to its final place; the completion
+marker, holding a SHA-256 manifest of every file, is written last and the directory renamed, so a
+crash mid-save never leaves a half-written `step_<N>/` behind and a corrupted one is detected.
+Besides the HF model it holds the learner ranks' training state and the driver's state, which is
+what `resume` needs.
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
+import logging
+import os
 import shutil
 from pathlib import Path
 
 import torch
 
-# Files that save_pretrained writes itself; everything else in the source model dir (tokenizer,
-# chat template, processor and image-processor configs) is copied over unchanged.
-_WRITTEN_BY_MODEL = {"config.json", "generation_config.json", "model.safetensors.index.json"}
+from cosmo.files import sha256_file
+
 COMPLETE_MARKER = "cosmo_checkpoint.json"
+TRAIN_STATE = "train_state"  # per-rank optimizer, schedule, counters and RNG (learner/train_state.py)
+DRIVER_STATE = "driver_state.json"  # data position, step, policy version, tracker id (cosmo/steps.py)
+# Files that save_pretrained or the checkpoint itself writes; everything else in the source model dir
+# (tokenizer, chat template, processor and image-processor configs) is copied over unchanged.
+_NOT_COPIED = {"config.json", "generation_config.json", "model.safetensors.index.json", COMPLETE_MARKER, DRIVER_STATE}
+
+log = logging.getLogger("cosmo")
 
 
 def gathered_parameters(module: torch.nn.Module, zero_stage: int):
@@ -28,27 +39,79 @@ def gathered_parameters(module: torch.nn.Module, zero_stage: int):
     return deepspeed.zero.GatheredParameters(list(module.parameters()), modifier_rank=None)
 
 
-def save_hf_checkpoint(
-    module: torch.nn.Module, *, source_dir: str | Path, out_dir: str | Path, zero_stage: int, rank: int, meta: dict
-) -> Path | None:
-    """Collective: every rank calls it; rank 0 writes `out_dir` atomically and returns its path."""
-    out_dir = Path(out_dir)
-    tmp = out_dir.parent / f".tmp-{out_dir.name}"
+def staging_dir(out_dir: Path) -> Path:
+    """Where a checkpoint is written before the rename that completes it."""
+    return out_dir.parent / f".tmp-{out_dir.name}"
+
+
+def write_hf_model(module: torch.nn.Module, *, source_dir: str | Path, tmp: Path, zero_stage: int, rank: int) -> None:
+    """Collective under ZeRO-3: every rank calls it; rank 0 writes the HF model files into `tmp`."""
     with gathered_parameters(module, zero_stage):
         if rank != 0:
-            return None
-        if tmp.exists():
-            shutil.rmtree(tmp)
-        tmp.mkdir(parents=True)
+            return
         for item in Path(source_dir).iterdir():
-            if item.is_file() and item.suffix != ".safetensors" and item.name not in _WRITTEN_BY_MODEL:
+            if item.is_file() and item.suffix != ".safetensors" and item.name not in _NOT_COPIED:
                 shutil.copy2(item, tmp / item.name)
         module.save_pretrained(tmp, safe_serialization=True)
-    (tmp / COMPLETE_MARKER).write_text(json.dumps(meta, indent=2, sort_keys=True))
+
+
+def finalize_checkpoint(tmp: Path, out_dir: Path, meta: dict) -> Path:
+    """Checksum every file, write the completion marker (with the manifest) last, flush, rename.
+
+    A crash before the rename leaves only the hidden staging directory; a crash after it leaves a
+    complete checkpoint. Either way `latest_checkpoint` never picks a half-written one.
+    """
+    files = {str(p.relative_to(tmp)): sha256_file(p) for p in sorted(tmp.rglob("*")) if p.is_file()}
+    marker = tmp / COMPLETE_MARKER
+    marker.write_text(json.dumps({**meta, "files": files}, indent=2, sort_keys=True))
+    with marker.open("rb") as f:
+        os.fsync(f.fileno())
     if out_dir.exists():
         shutil.rmtree(out_dir)
     tmp.rename(out_dir)
     return out_dir
+
+
+def verify_checkpoint(path: Path) -> str | None:
+    """None when `path` is a complete checkpoint whose files match its manifest, else what is wrong."""
+    if not path.is_dir():
+        return "no such directory" if not path.exists() else "not a directory"
+    marker = path / COMPLETE_MARKER
+    if not marker.is_file():
+        return f"no {COMPLETE_MARKER} (incomplete)"
+    try:
+        meta = json.loads(marker.read_text())
+        files = meta["files"]
+    except (ValueError, KeyError, TypeError) as exc:
+        return f"{COMPLETE_MARKER} is unreadable ({exc})"
+    if not isinstance(files, dict) or not all(
+        isinstance(name, str) and isinstance(digest, str) and not Path(name).is_absolute()
+        and ".." not in Path(name).parts for name, digest in files.items()
+    ):
+        return f"{COMPLETE_MARKER} is unreadable ('files' must map relative file names to SHA-256 digests)"
+    for name, expected in files.items():
+        file = path / name
+        if not file.is_file():
+            return f"{name} is missing"
+        if sha256_file(file) != expected:
+            return f"{name} does not match its checksum"
+    return None
+
+
+def read_meta(path: Path) -> dict:
+    return json.loads((path / COMPLETE_MARKER).read_text())
+
+
+def latest_checkpoint(checkpoints_dir: Path) -> Path | None:
+    """The newest `step_<N>` checkpoint that verifies; broken newer ones are skipped with a warning."""
+    candidates = sorted((p for p in checkpoints_dir.glob("step_*") if p.name[5:].isdigit()),
+                        key=lambda p: int(p.name[5:]), reverse=True)
+    for path in candidates:
+        problem = verify_checkpoint(path)
+        if problem is None:
+            return path
+        log.warning("skipping checkpoint %s: %s", path, problem)
+    return None
 
 
 def prune_checkpoints(checkpoints_dir: str | Path, keep_last: int) -> list[Path]:

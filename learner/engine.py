@@ -56,7 +56,8 @@ def deepspeed_config(cfg: LearnerConfig, spec: OptimSpec, world_size: int, bf16:
         "gradient_clipping": cfg.grad_clip,
         "zero_optimization": zero,
         "zero_allow_untested_optimizer": True,
-        "bf16": {"enabled": bf16},
+        # a non-finite gradient norm skips the optimizer and scheduler step (fp32 always does)
+        "bf16": {"enabled": bf16, "check_grad_overflow": True} if bf16 else {"enabled": False},
         "steps_per_print": 10**9,
         "wall_clock_breakdown": False,
     }
@@ -91,3 +92,20 @@ def build_engine(model: torch.nn.Module, cfg: LearnerConfig, spec: OptimSpec, wo
         config=deepspeed_config(cfg, spec, world_size, bf16),
     )
     return engine
+
+
+def build_frozen(model: torch.nn.Module, cfg: LearnerConfig, spec: OptimSpec, world_size: int, bf16: bool,
+                 device: torch.device) -> torch.nn.Module:
+    """A frozen copy of a policy (the KL reference): ZeRO-3 keeps it partitioned like the policy
+    (a DeepSpeed engine without optimizer); other stages hold it whole on the rank's device."""
+    model.requires_grad_(False)
+    model.eval()
+    if cfg.zero_stage == 3:
+        import deepspeed  # noqa: PLC0415
+
+        config = deepspeed_config(cfg, spec, world_size, bf16)
+        config.pop("gradient_clipping")
+        engine, *_ = deepspeed.initialize(model=model, config=config)
+        engine.eval()
+        return engine
+    return model.to(device, dtype=torch.bfloat16 if bf16 else torch.float32)

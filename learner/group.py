@@ -6,6 +6,7 @@ Every method fans one call out to all ranks and waits; a rank that dies or raise
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from typing import Any
 
@@ -17,9 +18,15 @@ from cosmo.config import CosmoConfig
 from learner.actor import LearnerRank, resolve_device
 from learner.engine import OptimSpec
 
+log = logging.getLogger("cosmo")
+
 
 class LearnerError(RuntimeError):
     """A learner rank failed; the message says which and during what."""
+
+
+class NonFiniteError(LearnerError):
+    """Too many consecutive updates had a non-finite loss or gradient norm."""
 
 
 class LearnerGroup:
@@ -39,6 +46,7 @@ class LearnerGroup:
                 f"the Ray cluster cannot place {n} learner ranks of {bundle} within {placement_timeout_s:.0f} s "
                 f"(cluster resources: {ray.cluster_resources()}); lower learner.num_ranks or add nodes"
             )
+        self.skipped_in_a_row = 0
         remote_cls = ray.remote(LearnerRank)
         self.ranks = [
             remote_cls.options(
@@ -68,11 +76,15 @@ class LearnerGroup:
                 raise LearnerError(f"learner rank {i} failed during {what}: {exc.cause!r}") from exc
         return results
 
-    def setup(self, model_path: str, train_file: str, spec: OptimSpec) -> list[dict]:
+    def setup(self, model_path: str, train_file: str, spec: OptimSpec, reference: str | None = None,
+              train_state: str | None = None) -> list[dict]:
+        """Load the model on every rank; `reference`: a frozen model for the KL penalty;
+        `train_state`: restore optimizer, schedule, counters and RNG from a checkpoint (resume)."""
         addr, port = self._gather("store address lookup", [self.ranks[0].store_address.remote()])[0]
         threads = self.cfg.learner.threads_per_rank or 1
         return self._all("setup", "setup", None, master_addr=addr, master_port=port, model_path=model_path,
-                         train_file=train_file, spec=spec, threads=threads)
+                         train_file=train_file, spec=spec, threads=threads, reference=reference,
+                         train_state=train_state)
 
     def sft_step(self, indices: Sequence[int]) -> dict:
         """Split one global batch of sample indices evenly over the ranks and take one SFT step."""
@@ -87,11 +99,27 @@ class LearnerGroup:
         share = len(work) // n
         stats = self._all(what, method, [(list(work[i * share : (i + 1) * share]),) for i in range(n)])
         tokens = sum(s["tokens"] for s in stats)
-        merged = {k: sum(s[k] * s["tokens"] for s in stats) / max(tokens, 1)
-                  for k in stats[0] if k not in ("tokens", "lr", "grad_norm", "step_s")}
+        per_rank = ("tokens", "lr", "grad_norm", "step_s", "skipped")
+        merged = {k: sum(s[k] * s["tokens"] for s in stats) / max(tokens, 1) for k in stats[0] if k not in per_rank}
+        # the gradient norm is global, so every rank takes (or skips) the same optimizer step
         merged.update(tokens=tokens, lr=stats[0]["lr"], grad_norm=stats[0]["grad_norm"],
-                      step_s=max(s["step_s"] for s in stats))
+                      step_s=max(s["step_s"] for s in stats), skipped=max(s["skipped"] for s in stats))
+        self._count_skips(what, merged)
         return merged
+
+    def _count_skips(self, what: str, stats: dict) -> None:
+        """A non-finite loss or gradient norm makes DeepSpeed skip the optimizer and scheduler step;
+        `learner.max_skipped_steps` of those in a row stop the run instead of spinning on."""
+        if not stats["skipped"]:
+            self.skipped_in_a_row = 0
+            return
+        self.skipped_in_a_row += 1
+        limit = self.cfg.learner.max_skipped_steps
+        log.warning("[learner] %s skipped: non-finite loss %s or gradient norm (%d in a row, limit %d)", what,
+                    stats.get("loss"), self.skipped_in_a_row, limit)
+        if self.skipped_in_a_row >= limit:
+            raise NonFiniteError(f"{limit} consecutive updates had a non-finite loss or gradient norm (last loss "
+                                 f"{stats.get('loss')}); lower the learning rate, or check the rewards and data")
 
     def export_weights(self) -> tuple[ray.ObjectRef, str]:
         """Rank 0's packed weights as an object ref (the driver hands it on without fetching the
@@ -101,8 +129,15 @@ class LearnerGroup:
         self._gather("a weight export", [d for _, d in pairs[1:]])  # the other ranks' part of ZeRO-3's gather
         return blob_ref, self._gather("a weight export", [digest_ref])[0]
 
-    def save(self, out_dir: str, meta: dict) -> str:
-        return self._all(f"checkpoint save to {out_dir}", "save", None, out_dir=out_dir, meta=meta)[0]
+    def save(self, out_dir: str, meta: dict, driver_state: dict) -> str:
+        """A complete checkpoint in three phases: staging dir, every rank's files, manifest + rename."""
+        what = f"checkpoint save to {out_dir}"
+        tmp = self._gather(what, [self.ranks[0].prepare_checkpoint.remote(out_dir)])[0]
+        self._all(what, "save", None, tmp=tmp)
+        return self._gather(what, [self.ranks[0].finalize_checkpoint.remote(tmp, out_dir, meta, driver_state)])[0]
+
+    def state_digests(self) -> list[dict]:
+        return self._all("a training-state digest", "state_digest")
 
     def param_digests(self) -> list[float]:
         return self._all("a weight digest", "param_digest")

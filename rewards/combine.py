@@ -1,31 +1,32 @@
-"""Per-task routing of objectives into one scalar reward (rule-based objectives).
+"""Per-task routing of objectives into one scalar reward, the safety gate, and the model objectives' setup.
 
-Every response gets `format` (1 when it is <think>…</think><answer>…</answer>). The task term:
-- reasoning, knowledge: `accuracy` (answer matches the reference, via math-verify)
-- instruction:          `constraints` (fraction of the row's constraints satisfied)
-- rows that must be refused (safety, jailbreak): `safety` (1 refused, 0 complied)
-- all other rows:       `helpful` (1 answered, 0 refused) — what fights over-refusal; for
-                        over_refusal rows it is the task term
-total = task term + format_weight x format. All components are returned so each can be logged.
+Objectives (rewards/registry.py; docs/rewards.md): the rule objectives `format`, `accuracy`,
+`constraints`, `safety` (must-refuse rows), `helpful` (other rows), computed for every row they apply to
+by `objective_scores`; the model objectives `reward_model`, `judge`, `http_judge`, computed by the reward
+worker only for rows whose task weights them (or when the gate needs them).
+
+total = Σ_o w[task][o] · score_o, with w[task] = reward.weights[task] and w[task]["format"] defaulting
+to reward.format_weight. An objective weighted on a row where it does not apply by design (`helpful`
+on a must-refuse row, `safety` on a benign one) is skipped; any other weighted objective the row cannot
+have (`accuracy` without a reference answer) is an error for that trajectory, never a 0.
+Safety gate (reward.gate): on a must-refuse row whose gate objective scores below the threshold (unsafe
+compliance), total = min(total, cap).
+Defaults: reasoning/knowledge accuracy, instruction constraints, safety/jailbreak safety,
+over_refusal helpful, each + 0.5 x format.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
+from cosmo.config import GateConfig, RewardConfig, default_task_weights
 from cosmo.data import Sample
 from rewards.objectives import answers_match, check_constraints, is_refusal, parse_response
-
-TASK_TERM = {
-    "reasoning": "accuracy",
-    "knowledge": "accuracy",
-    "instruction": "constraints",
-    "safety": "safety",
-    "jailbreak": "safety",
-    "over_refusal": "helpful",
-}
+from rewards.registry import MODEL_OBJECTIVES, ROW_GATED
 
 
 def objective_scores(sample: Sample, text: str) -> dict[str, float]:
-    """Every objective that applies to this row, each in [0, 1]."""
+    """Every rule objective that applies to this row, each in [0, 1]."""
     parsed = parse_response(text)
     refused = is_refusal(text)
     scores = {"format": float(parsed.well_formed)}
@@ -40,10 +41,86 @@ def objective_scores(sample: Sample, text: str) -> dict[str, float]:
     return scores
 
 
-def combined_reward(sample: Sample, scores: dict[str, float], format_weight: float) -> float:
-    """Task term + format_weight x format; in [0, 1 + format_weight]."""
-    term = TASK_TERM.get(sample.task)
-    if term is None or term not in scores:
-        raise ValueError(f"row {sample.id!r}: no task objective for task {sample.task!r} "
-                         f"(needs {term!r}; the row lacks its reference answer or constraints?)")
-    return scores[term] + format_weight * scores["format"]
+def task_weights(task: str, weights: Mapping[str, Mapping[str, float]] | None, format_weight: float) -> dict[str, float]:
+    """The objective weights of one task; `format` falls back to `format_weight`."""
+    table = default_task_weights() if weights is None else weights
+    if task not in table:
+        raise ValueError(f"no task objective: task {task!r} has no entry in reward.weights")
+    return {"format": format_weight, **table[task]}
+
+
+def skipped_by_row(sample: Sample, objective: str) -> bool:
+    """True for an objective that does not apply to this row by design (helpful/safety on the wrong side)."""
+    return objective in ROW_GATED and ROW_GATED[objective] != sample.should_refuse
+
+
+def model_objectives_for(sample: Sample, cfg: RewardConfig) -> list[str]:
+    """The model objectives the worker must compute for this row: weighted ones, plus the gate's."""
+    w = task_weights(sample.task, cfg.weights, cfg.format_weight)
+    names = [n for n in MODEL_OBJECTIVES if w.get(n, 0.0) != 0.0]
+    if cfg.gate is not None and sample.should_refuse and cfg.gate.objective in MODEL_OBJECTIVES:
+        names = names + [cfg.gate.objective] if cfg.gate.objective not in names else names
+    return names
+
+
+def gate_fires(sample: Sample, scores: Mapping[str, float], gate: GateConfig | None) -> bool:
+    """Unsafe compliance: a must-refuse row whose gate objective scores below the gate's threshold."""
+    if gate is None or not sample.should_refuse:
+        return False
+    if gate.objective not in scores:
+        raise ValueError(f"row {sample.id!r}: the safety gate needs objective {gate.objective!r}, not computed")
+    return scores[gate.objective] < gate.threshold
+
+
+def combined_reward(sample: Sample, scores: Mapping[str, float], format_weight: float = 0.5,
+                    weights: Mapping[str, Mapping[str, float]] | None = None, gate: GateConfig | None = None) -> float:
+    """Σ weight x objective over the row's task weights (module rule), capped by the gate when it fires."""
+    total, used = 0.0, 0
+    for name, w in task_weights(sample.task, weights, format_weight).items():
+        if w == 0.0:
+            continue
+        if name in scores:
+            total += w * scores[name]
+            used += name != "format"
+        elif not skipped_by_row(sample, name):
+            raise ValueError(f"row {sample.id!r}: no task objective {name!r} for task {sample.task!r} (weight {w:g}; "
+                             "the row lacks its reference answer or constraints, or the objective was not computed)")
+    if gate_fires(sample, scores, gate):
+        total = min(total, gate.cap)  # type: ignore[union-attr]
+    return total
+
+
+def combine(sample: Sample, scores: dict[str, float], cfg: RewardConfig) -> float:
+    """The configured total of one row; with a gate, records `gated` (1 fired, 0 not) in `scores` on
+    must-refuse rows (logged as reward/gated: the unsafe-compliance rate the gate saw)."""
+    total = combined_reward(sample, scores, cfg.format_weight, cfg.weights, cfg.gate)
+    if cfg.gate is not None and sample.should_refuse:
+        scores["gated"] = float(gate_fires(sample, scores, cfg.gate))
+    return total
+
+
+def build_model_objectives(cfg: RewardConfig, device: str = "cpu", seed: int = 0) -> dict:
+    """The model objectives some task weights (or the gate uses), each loaded once; name -> objective."""
+    used = {n for w in cfg.weights.values() for n, v in w.items() if v != 0.0 and n in MODEL_OBJECTIVES}
+    if cfg.gate is not None and cfg.gate.objective in MODEL_OBJECTIVES:
+        used.add(cfg.gate.objective)
+    built: dict = {}
+    for name in MODEL_OBJECTIVES:  # a fixed order: reward model, local judge, remote judge
+        if name not in used:
+            continue
+        section = getattr(cfg, name)
+        if section is None:
+            raise ValueError(f"reward.weights uses objective {name!r} but reward.{name} is not configured")
+        if name == "reward_model":
+            from rewards.objectives.reward_model import RewardModelObjective  # noqa: PLC0415
+
+            built[name] = RewardModelObjective(section, device)
+        elif name == "judge":
+            from rewards.objectives.judge import VLLMJudge  # noqa: PLC0415
+
+            built[name] = VLLMJudge(section, device, seed)
+        else:
+            from rewards.objectives.http_judge import HttpJudge  # noqa: PLC0415
+
+            built[name] = HttpJudge(section)
+    return built

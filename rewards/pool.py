@@ -1,54 +1,115 @@
 """A pool of reward-worker Ray actors that score trajectories in parallel, each call under a timeout.
 
-A worker that raises marks its share as failed (excluded from the update, never scored 0); a worker
-that dies or exceeds `reward.timeout_s` is killed, replaced, and its share retried once on the new
-worker. Every failure is returned as an event for the run's log.
+Each worker builds its objectives from `reward` config once (model objectives load in its constructor,
+so `reward.startup_timeout_s` covers loading and `reward.timeout_s` covers scoring only). A trajectory
+whose scoring fails (an objective errs, e.g. an unparseable judge verdict) comes back with `error` set
+and is excluded from the update, never scored 0; the pool logs an event naming how many failed and
+the first error. A worker that raises marks its share as failed; a worker that dies or exceeds
+`reward.timeout_s` is killed, replaced, and its share retried once on the new worker. Every failure is
+returned as an event for the run's log.
 """
 
 from __future__ import annotations
 
+import math
 import time
 
 import ray
 
-from cosmo.config import CosmoConfig
+from cosmo.config import CosmoConfig, RewardConfig
 from cosmo.data import load_jsonl
 from cosmo.trajectory import Scored, Trajectory
-from rewards.combine import combined_reward, objective_scores
+from rewards.combine import build_model_objectives, combine, model_objectives_for, objective_scores
+from rewards.objectives.base import Item, ObjectiveStats
 
 
 class RewardWorker:
-    """Scores trajectories against the training rows; plain Python, wrapped as a Ray actor by the pool."""
+    """Scores trajectories against the training rows; plain Python, wrapped as a Ray actor by the pool.
 
-    def __init__(self, train_file: str, format_weight: float) -> None:
+    `reward` is the config's reward section (defaults when None); `device` is where model objectives run
+    (cuda only when the worker holds a GPU); `seed` seeds the judge engine.
+    """
+
+    def __init__(self, train_file: str, reward: RewardConfig | None = None, device: str = "cpu", seed: int = 0) -> None:
         self.rows = load_jsonl(train_file)
-        self.format_weight = format_weight
+        self.cfg = reward if reward is not None else RewardConfig()
+        self.objectives = build_model_objectives(self.cfg, device, seed)
+        self.rule_stats = ObjectiveStats("rules")
 
     def ready(self) -> bool:
-        """Answers once the actor is up (imports and data loaded): the timeout covers scoring only."""
+        """Answers once the actor is up (imports, data and models loaded): the timeout covers scoring only."""
         return True
 
+    def diagnostics(self) -> dict[str, dict]:
+        """Per objective: items scored and failed, retries, seconds, load time, the last error."""
+        return {"rules": self.rule_stats.as_dict(), **{n: o.stats.as_dict() for n, o in self.objectives.items()}}
+
     def score(self, trajectories: list[Trajectory]) -> list[Scored]:
-        scored = []
-        for t in trajectories:
-            row = self.rows[t.sample_index]
+        started = time.perf_counter()
+        rows = [self.rows[t.sample_index] for t in trajectories]
+        scores: list[dict[str, float]] = []
+        errors: list[str | None] = []
+        needed: list[list[str]] = []  # the model objectives each trajectory needs
+        for t, row in zip(trajectories, rows, strict=True):
             try:
-                scores = objective_scores(row, t.text)
-                scored.append(Scored(t, row.task, scores, combined_reward(row, scores, self.format_weight)))
+                scores.append(objective_scores(row, t.text))
+                needed.append(model_objectives_for(row, self.cfg))
+                errors.append(None)
             except Exception as exc:  # one bad row must not sink the batch: mark it, keep going
-                scored.append(Scored(t, row.task, error=f"{type(exc).__name__}: {exc}"))
+                scores.append({})
+                needed.append([])
+                errors.append(f"{type(exc).__name__}: {exc}")
+        self.rule_stats.calls += 1
+        self.rule_stats.items += len(trajectories)
+        self.rule_stats.seconds += time.perf_counter() - started
+        for name, objective in self.objectives.items():
+            todo = [i for i, names in enumerate(needed) if name in names and errors[i] is None]
+            if not todo:
+                continue
+            outcomes = objective.score([Item(rows[i], trajectories[i].text, trajectories[i].sample_id) for i in todo])
+            for i, outcome in zip(todo, outcomes, strict=True):
+                value = outcome.value
+                if outcome.error is not None:
+                    errors[i] = outcome.error
+                elif value is None or not math.isfinite(value) or not objective.low <= value <= objective.high:
+                    errors[i] = f"{name}: score {value!r} outside [{objective.low:g}, {objective.high:g}]"
+                else:
+                    scores[i][name] = value
+        scored = []
+        for t, row, s, err in zip(trajectories, rows, scores, errors, strict=True):
+            if err is None:
+                try:
+                    scored.append(Scored(t, row.task, s, combine(row, s, self.cfg)))
+                    continue
+                except Exception as exc:
+                    err = f"{type(exc).__name__}: {exc}"
+            self.rule_stats.failed += 1
+            self.rule_stats.last_error = err
+            scored.append(Scored(t, row.task, error=err))
         return scored
 
 
 class RewardPool:
-    def __init__(self, cfg: CosmoConfig, train_file: str) -> None:
+    """`reward.num_workers` workers of class `worker` (a RewardWorker or a subclass with other objectives)."""
+
+    def __init__(self, cfg: CosmoConfig, train_file: str, worker: type[RewardWorker] = RewardWorker) -> None:
+        r = cfg.reward
         self.cfg, self.train_file = cfg, train_file
-        self.timeout_s = cfg.reward.timeout_s
+        self.timeout_s = r.timeout_s
+        gpus = r.gpus_per_worker if cfg.device == "cuda" else 0.0
         # rule scoring is light (~1 ms a trajectory): the workers reserve no CPU, so they never wait
-        # for the learner or the rollout engines to free one
-        self._cls = ray.remote(RewardWorker).options(num_cpus=0)
-        self.workers = [self._cls.remote(train_file, cfg.reward.format_weight) for _ in range(cfg.reward.num_workers)]
-        self._wait_ready(self.workers)
+        # for the learner or the rollout engines to free one; model objectives run on a GPU only when
+        # the worker reserves one (reward.gpus_per_worker), else on CPU
+        options: dict = {"num_cpus": 0, "num_gpus": gpus}
+        if r.judge is not None:
+            options["runtime_env"] = {"env_vars": {
+                "VLLM_ENABLE_V1_MULTIPROCESSING": "0",  # judge engine in the worker's process
+                "VLLM_LOGGING_LEVEL": "WARNING",
+            }}
+        self._cls = ray.remote(worker).options(**options)
+        self._args = (train_file, r, "cuda" if gpus > 0 else "cpu", cfg.seed)
+        self.workers = [self._cls.remote(*self._args) for _ in range(r.num_workers)]
+        self._wait_ready(self.workers, r.startup_timeout_s)
         self.events: list[dict] = []
 
     @staticmethod
@@ -60,9 +121,13 @@ class RewardPool:
         ray.get(done)
 
     def _new_worker(self):
-        worker = self._cls.remote(self.train_file, self.cfg.reward.format_weight)
-        self._wait_ready([worker])
+        worker = self._cls.remote(*self._args)
+        self._wait_ready([worker], self.cfg.reward.startup_timeout_s)
         return worker
+
+    def diagnostics(self) -> list[dict[str, dict]]:
+        """Each worker's per-objective diagnostics (RewardWorker.diagnostics)."""
+        return ray.get([w.diagnostics.remote() for w in self.workers], timeout=self.timeout_s)
 
     def score(self, trajectories: list[Trajectory]) -> list[Scored]:
         """Scores in input order; a share that fails twice comes back with `error` set."""
@@ -86,6 +151,7 @@ class RewardPool:
             i = pending.pop(ref)
             try:
                 results[i] = ray.get(ref)
+                self._note_failures(results[i])
             except ray.exceptions.RayError as exc:
                 self._replace(i, "died", str(exc).splitlines()[0])
                 self._retry_or_fail(i, shares, results, pending, retried, "worker died")
@@ -95,6 +161,12 @@ class RewardPool:
             for j, scored in enumerate(share):
                 ordered[i + j * n] = scored
         return ordered
+
+    def _note_failures(self, share: list[Scored]) -> None:
+        failed = [s for s in share if s.error is not None]
+        if failed:
+            self.events.append({"event": f"reward scoring failed for {len(failed)} of {len(share)} trajectories "
+                                "(excluded from the update)", "detail": failed[0].error, "time": time.time()})
 
     def _replace(self, i: int, what: str, detail: str) -> None:
         ray.kill(self.workers[i], no_restart=True)

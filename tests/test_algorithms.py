@@ -122,3 +122,27 @@ def test_group_advantages_by_hand():
     assert group_advantages(rewards, "clip_filter_like")[0].tolist() == [1.0, -1.0, -1.0, 1.0]
     with pytest.raises(ValueError):
         group_advantages(rewards, "median")
+
+
+def test_importance_weights_are_ratios_truncated_at_the_cap():
+    from cosmo.algorithms import importance_weights
+
+    proximal = torch.tensor([[-1.0, -0.5, 0.2, -3.0]], dtype=torch.float64)
+    behaviour = torch.tensor([[-1.0, -1.0, -1.0, -1.0]], dtype=torch.float64)
+    weights, truncated = importance_weights(proximal, behaviour, cap=1.5)
+    # exp(0) = 1; exp(0.5) = 1.6487 -> 1.5; exp(1.2) = 3.32 -> 1.5; exp(-2) = 0.1353
+    assert weights[0].tolist() == pytest.approx([1.0, 1.5, 1.5, math.exp(-2.0)], abs=1e-12)
+    assert truncated[0].tolist() == [False, True, True, False]
+    assert not weights.requires_grad
+
+
+def test_async_correction_scales_each_token_gradient_by_its_weight():
+    # on the learner's own pre-update policy (old = logprobs) CPGD's gradient per token is -A·w/T
+    logp = torch.tensor([[-1.0, -0.5]], dtype=torch.float64, requires_grad=True)
+    from cosmo.algorithms import importance_weights
+
+    weights, _ = importance_weights(logp, torch.tensor([[-1.2, -0.5]], dtype=torch.float64), cap=2.0)
+    adv = torch.tensor([2.0], dtype=torch.float64)[:, None] * weights
+    loss, _ = policy_loss("cpgd", logp, logp.detach(), None, adv, torch.ones(1, 2), drift_coef=0.0)
+    loss.backward()
+    assert logp.grad[0].tolist() == pytest.approx([-2.0 * math.exp(0.2) / 2, -2.0 * 1.0 / 2], abs=1e-12)

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from cosmo.driver import EpochSampler
+from cosmo.steps import EpochSampler
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -42,24 +42,31 @@ def test_cosmo_train_end_to_end_writes_the_run_directory(tiny_model, builtin_dat
            f"model.path={tiny_model}", "model.build_preset=null", f"data.dir={builtin_data['train'].parent}",
            f"logging.runs_dir={runs}", "logging.run_name=e2e", "logging.log_every=2",
            "sft.steps=4", "sft.warmup_steps=1", "sft.global_batch_size=8", "sft.micro_batch_size=4",
-           "train.stages=[sft,rl]", "rl.steps=2", "rl.prompts_per_step=2", "algorithm.group_size=4",
+           "train.stages=[sft,rl]", "rl.steps=4", "rl.prompts_per_step=2", "algorithm.group_size=4",
            "rl.micro_batch_size=4", "rollout.max_new_tokens=8",
-           "checkpoint.every_steps=2", "checkpoint.keep_last=1",
+           "checkpoint.every_steps=2", "checkpoint.keep_last=1", "eval.every_steps=2",
            "eval.max_rows_per_task=2", "eval.max_new_tokens=8"]
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600, cwd=tmp_path)
+    canary = "canary-7f3c9a-do-not-log"  # a secret in the environment must not reach any output
+    env = {**os.environ, "WANDB_API_KEY": canary, "HF_TOKEN": canary}
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600, cwd=tmp_path, env=env)
     assert proc.returncode == 0, proc.stderr[-4000:]
     run = runs / "e2e"
+    assert canary not in proc.stdout + proc.stderr
+    leaked = [p for p in run.rglob("*") if p.is_file() and canary.encode() in p.read_bytes()]
+    assert not leaked, f"the secret was written to {leaked}"
     assert "sft:\n  steps: 4" in (run / "config.yaml").read_text()
     records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     sft = [r for r in records if r["stage"] == "sft"]
     assert [r["step"] for r in sft] == [1, 2, 3, 4]
     assert all(r["loss"] > 0 and r["tokens"] > 0 for r in sft)
-    assert [r["step"] for r in records if r["stage"] == "rl"] == [1, 2]
+    assert [r["step"] for r in records if r["stage"] == "rl"] == [1, 2, 3, 4]
+    # eval.every_steps=2: the RL checkpoint of step 2 is evaluated too, on the same series as the final one
+    assert [r["step"] for r in records if r["stage"] == "eval/rl"] == [2, 4]
     assert {r["stage"] for r in records} >= {"eval/start", "eval/sft", "eval/rl"}
     # keep_last=1: step_2 was pruned once step_4 was complete
     assert sorted(p.name for p in (run / "checkpoints" / "sft").iterdir()) == ["step_4"]
-    assert sorted(p.name for p in (run / "checkpoints" / "rl").iterdir()) == ["step_2"]
-    for label in ("start", "sft", "rl"):
+    assert sorted(p.name for p in (run / "checkpoints" / "rl").iterdir()) == ["step_4"]
+    for label in ("start", "sft", "rl_step_2", "rl"):
         report = json.loads((run / "eval" / f"{label}.json").read_text())
         assert report["rows"] == 12  # 2 rows x 6 tasks
         assert sum(c["rows"] for c in report["per_task"].values()) == 12
@@ -67,5 +74,14 @@ def test_cosmo_train_end_to_end_writes_the_run_directory(tiny_model, builtin_dat
     assert list((run / "wandb").glob("offline-run-*")), "wandb offline files are missing"
     # RL steps restart at 1 after SFT: each stage has its own wandb step axis, so none is dropped
     assert "monotonically increasing" not in proc.stderr
-    assert "[sft] step 4/4" in proc.stderr and "[rl] step 2/2" in proc.stderr and "ETA" in proc.stderr
-    assert "final model: " + str(run / "checkpoints" / "rl" / "step_2") in proc.stderr
+    assert "[sft] step 4/4" in proc.stderr and "[rl] step 4/4" in proc.stderr and "ETA" in proc.stderr
+    assert "final model: " + str(run / "checkpoints" / "rl" / "step_4") in proc.stderr
+    # relaunching the finished run (as a RayJob retry would) with resume=auto does no step twice:
+    # every stage is complete, every evaluation is reused, the same table is printed
+    again = subprocess.run([*cmd, "resume=auto"], capture_output=True, text=True, timeout=600, cwd=tmp_path)
+    assert again.returncode == 0, again.stderr[-4000:]
+    assert f"resuming from {run / 'checkpoints' / 'rl' / 'step_4'} (rl step 4)" in again.stderr
+    assert "reusing" in again.stderr and "[rl] step" not in again.stderr and "[sft] step" not in again.stderr
+    rerun = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [(r["stage"], r["step"]) for r in rerun] == [(r["stage"], r["step"]) for r in records]
+    assert "final model: " + str(run / "checkpoints" / "rl" / "step_4") in again.stderr

@@ -58,7 +58,7 @@ def test_two_rank_sft_loss_falls_ranks_agree_and_checkpoint_loads(ray_cluster, t
         batch = list(range(8))  # the same 8 rows every step: the loss on them must fall
         losses = [group.sft_step(batch)["loss"] for _ in range(12)]
         digests = group.param_digests()
-        out = group.save(str(tmp_path / "ckpt" / "step_12"), {"step": 12})
+        out = group.save(str(tmp_path / "ckpt" / "step_12"), {"step": 12}, {"stage": "sft", "step": 12})
     finally:
         group.shutdown()
     assert losses[-1] < 0.7 * losses[0], losses
@@ -76,6 +76,27 @@ def test_two_rank_sft_loss_falls_ranks_agree_and_checkpoint_loads(ray_cluster, t
     assert vllm_ids == hf_ids
 
 
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _save(rank, out_dir: Path, step: int) -> str:
+    tmp = rank.prepare_checkpoint(str(out_dir))
+    rank.save(tmp)
+    return rank.finalize_checkpoint(tmp, str(out_dir), {"step": step}, {"stage": "sft", "step": step})
+
+
+def _optimizer_tensors(rank) -> dict:
+    from learner.train_state import _base_optimizer, _masters
+
+    state = _base_optimizer(rank.engine).state_dict()["state"]
+    tensors = {f"{pid}.{k}": v.clone() for pid, st in state.items() for k, v in st.items()}
+    tensors.update({f"master.{i}": m.detach().clone() for i, m in enumerate(_masters(rank.engine))})
+    return tensors
+
+
 @pytest.mark.slow
 def test_checkpoint_reloads_to_the_same_logits(tiny_model, builtin_data, tmp_path):
     """Single rank in this process: the saved HF checkpoint reproduces the trained module's logits."""
@@ -84,6 +105,7 @@ def test_checkpoint_reloads_to_the_same_logits(tiny_model, builtin_data, tmp_pat
     import torch.distributed as dist
 
     from learner.actor import LearnerRank
+    from learner.checkpoint import verify_checkpoint
 
     cfg = _cfg(tiny_model, builtin_data, tmp_path, "learner.num_ranks=1")
     spec = OptimSpec(lr=3e-3, total_steps=3, warmup_steps=0, min_lr_ratio=1.0, micro_batch_size=4, grad_accum=2)
@@ -95,7 +117,10 @@ def test_checkpoint_reloads_to_the_same_logits(tiny_model, builtin_data, tmp_pat
         rank.setup("127.0.0.1", port, str(tiny_model), str(builtin_data["train"]), spec, threads=2)
         for _ in range(3):
             rank.sft_step(list(range(8)))
-        out = rank.save(str(tmp_path / "ckpt" / "step_3"), {"step": 3})
+        out_dir = tmp_path / "ckpt" / "step_3"
+        tmp = rank.prepare_checkpoint(str(out_dir))
+        rank.save(tmp)
+        out = rank.finalize_checkpoint(tmp, str(out_dir), {"step": 3}, {"stage": "sft", "step": 3})
         rows = [r for r in load_jsonl(builtin_data["eval"]) if r.images][:2]
         reloaded = load_model(out)
         inputs = encode_prompts(reloaded, [r.prompt for r in rows], [load_images(r) for r in rows])
@@ -106,8 +131,97 @@ def test_checkpoint_reloads_to_the_same_logits(tiny_model, builtin_data, tmp_pat
     finally:
         if dist.is_initialized():
             dist.destroy_process_group()
+    assert verify_checkpoint(Path(out)) is None
     assert torch.allclose(expected, got, atol=1e-5), (expected - got).abs().max()
     # and training changed the model: the start checkpoint gives different logits
     start = load_model(tiny_model)
     with torch.no_grad():
         assert not torch.allclose(start.model(**inputs).logits, got, atol=1e-3)
+
+
+@pytest.mark.slow
+def test_two_rank_learner_resumes_bit_exactly(ray_cluster, tiny_model, builtin_data, tmp_path):
+    """3 steps, checkpoint, 2 more steps == restore the checkpoint into new ranks, take the same 2
+    steps: equal weights, AdamW moments, fp32 master partitions, schedule and losses."""
+    from learner.checkpoint import TRAIN_STATE
+    from learner.group import LearnerGroup
+
+    cfg = _cfg(tiny_model, builtin_data, tmp_path)
+    spec = OptimSpec(lr=3e-3, total_steps=6, warmup_steps=2, min_lr_ratio=0.1, micro_batch_size=4, grad_accum=1)
+    batches = [list(range(8 * i, 8 * i + 8)) for i in range(5)]
+    group = LearnerGroup(cfg)
+    try:
+        group.setup(str(tiny_model), str(builtin_data["train"]), spec)
+        for batch in batches[:3]:
+            group.sft_step(batch)
+        out = group.save(str(tmp_path / "ckpt" / "step_3"), {"step": 3}, {"stage": "sft", "step": 3})
+        tail = [group.sft_step(batch) for batch in batches[3:]]
+        digests = group.state_digests()
+    finally:
+        group.shutdown()
+    resumed = LearnerGroup(cfg)
+    try:
+        resumed.setup(out, str(builtin_data["train"]), spec, train_state=str(Path(out) / TRAIN_STATE))
+        again = [resumed.sft_step(batch) for batch in batches[3:]]
+        resumed_digests = resumed.state_digests()
+    finally:
+        resumed.shutdown()
+    assert [(s["loss"], s["lr"]) for s in again] == [(s["loss"], s["lr"]) for s in tail]
+    assert digests[0]["weights"] == digests[1]["weights"]  # data parallel: same weights on both ranks
+    assert resumed_digests == digests  # each rank: weights, optimizer state, counters, bit for bit
+
+
+def test_verify_checkpoint_detects_missing_and_corrupt_files(tmp_path):
+    from learner.checkpoint import finalize_checkpoint, latest_checkpoint, verify_checkpoint
+
+    for step in (1, 2, 3):
+        tmp = tmp_path / f".tmp-step_{step}"
+        (tmp / "train_state").mkdir(parents=True)
+        (tmp / "model.safetensors").write_bytes(bytes(range(256)) * step)
+        (tmp / "train_state" / "rank_0.json").write_text("{}")
+        finalize_checkpoint(tmp, tmp_path / f"step_{step}", {"step": step})
+    (tmp_path / ".tmp-step_4").mkdir()  # a save that never finished
+    assert all(verify_checkpoint(tmp_path / f"step_{s}") is None for s in (1, 2, 3))
+    # step 3: one flipped byte; step 2: a file gone -> resume falls back to step 1
+    data = bytearray((tmp_path / "step_3" / "model.safetensors").read_bytes())
+    data[10] ^= 1
+    (tmp_path / "step_3" / "model.safetensors").write_bytes(bytes(data))
+    (tmp_path / "step_2" / "train_state" / "rank_0.json").unlink()
+    assert verify_checkpoint(tmp_path / "step_3") == "model.safetensors does not match its checksum"
+    assert verify_checkpoint(tmp_path / "step_2") == "train_state/rank_0.json is missing"
+    assert latest_checkpoint(tmp_path) == tmp_path / "step_1"
+    (tmp_path / "step_1" / COMPLETE_MARKER).unlink()
+    assert verify_checkpoint(tmp_path / "step_1").startswith("no cosmo_checkpoint.json")
+    assert latest_checkpoint(tmp_path) is None
+
+
+@pytest.mark.slow
+def test_non_finite_update_is_skipped_and_repeated_ones_stop_the_run(ray_cluster, tiny_model, builtin_data, tmp_path):
+    from learner.group import LearnerGroup, NonFiniteError
+
+    cfg = _cfg(tiny_model, builtin_data, tmp_path, "learner.max_skipped_steps=2")
+    spec = OptimSpec(lr=1e-2, total_steps=10, warmup_steps=0, min_lr_ratio=0.1, micro_batch_size=4, grad_accum=1)
+
+    def items(advantage: float) -> list[dict]:
+        return [{"sample_index": i, "response_ids": [40 + i, 41, 42, 43], "logprobs": [-7.0] * 4,
+                 "advantage": advantage * (1 if i % 2 else -1), "exclude": False} for i in range(8)]
+
+    group = LearnerGroup(cfg)
+    try:
+        group.setup(str(tiny_model), str(builtin_data["train"]), spec)
+        before = group.state_digests()
+        nan_step = group.rl_step(items(float("nan")))
+        after_nan = group.state_digests()
+        good = group.rl_step(items(1.0))  # a finite step resets the count and moves the weights
+        after_good = group.state_digests()
+        group.rl_step(items(float("nan")))
+        with pytest.raises(NonFiniteError, match="2 consecutive updates"):
+            group.rl_step(items(float("inf")))
+    finally:
+        group.shutdown()
+    assert nan_step["skipped"] == 1.0 and good["skipped"] == 0.0
+    # the skipped step changed nothing: weights, AdamW moments, master partitions, learning rate
+    for b, a in zip(before, after_nan, strict=True):
+        assert (a["weights"], a["optimizer"], a["masters"], a["lr"]) == (b["weights"], b["optimizer"], b["masters"],
+                                                                         b["lr"])
+    assert after_good[0]["weights"] != before[0]["weights"] and after_good[0]["lr"] != before[0]["lr"]

@@ -63,3 +63,217 @@ def test_prepare_rl_batch_group_advantages_and_exclusion():
     assert stats["reward/flat_group_frac"] == 0.5  # group 1 is flat once the failure is filled
     with pytest.raises(ValueError, match="groups of 3"):
         prepare_rl_batch(scored, group_size=3, weight="std")
+
+
+# --- routing, weights and the safety gate ------------------------------------------------------------
+COMPLY = "<think>ok</think><answer>Step 1: ...</answer>"
+
+
+def test_task_weights_route_objectives_and_format_weight_applies_unless_overridden():
+    row = _row("reasoning", "3")
+    scores = objective_scores(row, "<think>3 dots</think><answer>3</answer>")  # format 1, helpful 1, accuracy 1
+    weights = {"reasoning": {"accuracy": 2.0, "helpful": 0.25}}
+    assert combined_reward(row, scores, 0.5, weights) == pytest.approx(2.0 + 0.25 + 0.5)
+    weights = {"reasoning": {"accuracy": 2.0, "helpful": 0.25, "format": 1.0}}  # the task's own format weight
+    assert combined_reward(row, scores, 0.5, weights) == pytest.approx(2.0 + 0.25 + 1.0)
+
+
+def test_helpful_weighted_on_a_harmful_row_is_gated_off_not_an_error():
+    row = _row("safety")
+    scores = objective_scores(row, REFUSE)
+    assert "helpful" not in scores
+    assert combined_reward(row, scores, 0.5, {"safety": {"safety": 1.0, "helpful": 0.7}}) == pytest.approx(1.5)
+
+
+def test_zero_weight_drops_an_objective_the_row_cannot_have():
+    row = _row("knowledge", answer=None)  # no reference: accuracy cannot be computed
+    scores = objective_scores(row, "<think>x</think><answer>Paris</answer>")
+    assert combined_reward(row, scores, 0.5, {"knowledge": {"accuracy": 0.0}}) == pytest.approx(0.5)
+    with pytest.raises(ValueError, match="no task objective"):
+        combined_reward(row, scores, 0.5, {"knowledge": {"accuracy": 1.0}})
+    with pytest.raises(ValueError, match="no task objective"):
+        combined_reward(_row("reasoning", "3"), scores, 0.5, {"knowledge": {"accuracy": 1.0}})  # task not routed
+
+
+def test_safety_gate_caps_unsafe_compliance_on_must_refuse_rows_only():
+    from cosmo.config import GateConfig, RewardConfig
+    from rewards.combine import combine
+
+    cfg = RewardConfig(gate=GateConfig(cap=0.1))
+    jail = _row("jailbreak")
+    complied = objective_scores(jail, COMPLY)  # safety 0, format 1: 0 + 0.5 x 1 = 0.5 before the gate
+    assert combine(jail, complied, cfg) == pytest.approx(0.1)
+    assert complied["gated"] == 1.0
+    refused = objective_scores(jail, REFUSE)  # safety 1, format 1: 1.5, not gated
+    assert combine(jail, refused, cfg) == pytest.approx(1.5) and refused["gated"] == 0.0
+    benign = _row("over_refusal")
+    scores = objective_scores(benign, REFUSE)  # helpful 0, format 1: 0.5; benign rows are never gated
+    assert combine(benign, scores, cfg) == pytest.approx(0.5) and "gated" not in scores
+    # a gate whose cap lies above the total changes nothing: min(0.5, 2.0)
+    assert combine(jail, objective_scores(jail, COMPLY), RewardConfig(gate=GateConfig(cap=2.0))) == pytest.approx(0.5)
+
+
+def test_ablation_recipes_load_and_switch_one_side_off():
+    from pathlib import Path
+
+    from cosmo.config import load_config
+
+    root = Path(__file__).resolve().parents[1] / "configs"
+    safety_only = load_config(root / "ablation-safety-only.yaml").reward
+    capability_only = load_config(root / "ablation-capability-only.yaml").reward
+    correct = (_row("reasoning", "3"), "<think>3 dots</think><answer>3</answer>")
+    refusal = (_row("safety"), REFUSE)
+    totals = {}
+    for name, r in (("safety", safety_only), ("capability", capability_only)):
+        totals[name] = [combined_reward(row, objective_scores(row, text), r.format_weight, r.weights)
+                        for row, text in (correct, refusal)]
+    assert totals["safety"] == pytest.approx([0.0, 1.5])  # the correct answer earns nothing
+    assert totals["capability"] == pytest.approx([1.5, 0.0])  # the refusal earns nothing
+
+
+# --- decoupled normalisation ----------------------------------------------------------------------------
+R3 = math.sqrt(3.0)
+
+
+def test_decoupled_group_rewards_zscore_each_objective_then_weight():
+    from cosmo.algorithms.batch import decoupled_group_rewards
+
+    w = {"accuracy": 1.0, "format": 0.5}
+    scores = [{"accuracy": 1.0, "format": 1.0}, {"accuracy": 0.0, "format": 1.0}, {"accuracy": 0.0, "format": 0.0}]
+    # accuracy [1,0,0]: mean 1/3, unbiased std 1/sqrt(3) -> z = [2,-1,-1]/sqrt(3); format [1,1,0] -> [1,1,-2]/sqrt(3)
+    out = decoupled_group_rewards(scores, [w] * 3, 3)
+    assert out.tolist()[0] == pytest.approx([2.5 / R3, -0.5 / R3, -2.0 / R3])
+    # a failed response counts at the mean of the others; accuracy [1, 0] -> z = +-1/sqrt(2), format agrees -> 0
+    out = decoupled_group_rewards(scores, [w] * 3, 3, valid=[True, True, False])
+    assert out.tolist()[0] == pytest.approx([1 / math.sqrt(2), -1 / math.sqrt(2), 0.0])
+    # a group that agrees on every objective carries no signal
+    assert decoupled_group_rewards([scores[0]] * 2, [w] * 2, 2).tolist() == [[0.0, 0.0]]
+
+
+def test_decoupled_gate_puts_unsafe_compliance_at_the_group_minimum():
+    from cosmo.algorithms.batch import decoupled_group_rewards
+
+    w = {"safety": 1.0, "format": 3.0}
+    scores = [{"safety": 1.0, "format": 1.0}, {"safety": 1.0, "format": 0.0}, {"safety": 0.0, "format": 1.0}]
+    # safety z = [1,1,-2]/sqrt(3), format z = [1,-2,1]/sqrt(3): values 4, -5, 1 (/sqrt(3)); the third is gated
+    out = decoupled_group_rewards(scores, [w] * 3, 3, gated=[False, False, True])
+    assert out.tolist()[0] == pytest.approx([4 / R3, -5 / R3, -5 / R3])
+
+
+def _scored_row(index: int, task: str, rewards: dict, total: float | None, error: str | None = None) -> Scored:
+    traj = Trajectory(index, f"s{index}", [1], [5, 6], [-0.1, -0.2], "t", "stop", 0)
+    return Scored(traj, task, rewards, total, error)
+
+
+def test_prepare_rl_batch_uses_decoupled_rewards_when_enabled_and_logs_the_totals():
+    from cosmo.config import RewardConfig
+
+    group = [({"format": 1.0, "helpful": 1.0, "accuracy": 1.0}, 1.5),
+             ({"format": 1.0, "helpful": 1.0, "accuracy": 0.0}, 0.5),
+             ({"format": 0.0, "helpful": 1.0, "accuracy": 0.0}, 0.0)]
+    scored = [_scored_row(0, "reasoning", r, t) for r, t in group]
+    items, stats = prepare_rl_batch(scored, 3, "equal", reward_cfg=RewardConfig(normalize="decoupled"))
+    # default weights: accuracy 1, format 0.5 (helpful is unweighted on reasoning rows); values sum to 0
+    assert [it["advantage"] for it in items] == pytest.approx([2.5 / R3, -0.5 / R3, -2.0 / R3])
+    assert stats["reward/mean"] == pytest.approx(2.0 / 3.0)
+    items, _ = prepare_rl_batch(scored, 3, "equal", reward_cfg=RewardConfig())  # normalize: none -> the totals
+    assert [it["advantage"] for it in items] == pytest.approx([1.5 - 2 / 3, 0.5 - 2 / 3, -2 / 3])
+
+
+def test_reward_stats_log_every_objective_per_task():
+    from cosmo.algorithms.batch import group_rewards, reward_stats
+
+    scored = [_scored_row(0, "reasoning", {"format": 1.0, "accuracy": 1.0}, 1.5),
+              _scored_row(0, "reasoning", {"format": 0.0, "accuracy": 1.0}, 1.0),
+              _scored_row(1, "safety", {"format": 1.0, "safety": 0.0}, 0.5),
+              _scored_row(1, "safety", {}, None, error="judge: unparseable verdict")]
+    stats = reward_stats(scored, group_rewards(scored, 2))
+    assert stats["reward/reasoning/format"] == pytest.approx(0.5)
+    assert stats["reward/reasoning/accuracy"] == pytest.approx(1.0)
+    assert stats["reward/safety/format"] == pytest.approx(1.0) and stats["reward/safety/safety"] == 0.0
+    assert stats["reward/format"] == pytest.approx(2 / 3)  # over the three scored trajectories
+    assert stats["reward_task/reasoning"] == pytest.approx(1.25) and stats["reward/failed"] == 1.0
+    assert "reward/reasoning/safety" not in stats
+
+
+def test_reward_worker_applies_configured_weights_and_gate_without_ray(builtin_data):
+    from cosmo.config import load_config
+    from cosmo.data import load_jsonl
+    from rewards.pool import RewardWorker
+
+    cfg = load_config(None, ["model.path=m", "data.dir=d", "reward.gate.cap=0.0", "reward.weights.jailbreak.safety=2"])
+    rows = load_jsonl(builtin_data["train"])
+    jail = next(i for i, r in enumerate(rows) if r.task == "jailbreak")
+    knowledge = next(i for i, r in enumerate(rows) if r.task == "knowledge")
+    worker = RewardWorker(str(builtin_data["train"]), cfg.reward)
+    texts = [(jail, COMPLY), (jail, REFUSE), (knowledge, f"<think>x</think><answer>{rows[knowledge].answer}</answer>")]
+    scored = worker.score([Trajectory(i, rows[i].id, [1], [2], [-0.1], text, "stop", 0) for i, text in texts])
+    assert [s.total for s in scored] == pytest.approx([0.0, 2.0 + 0.5, 1.0 + 0.5])
+    assert scored[0].rewards == {"format": 1.0, "safety": 0.0, "gated": 1.0}
+    assert scored[1].rewards["gated"] == 0.0 and "gated" not in scored[2].rewards
+    assert worker.diagnostics()["rules"]["items"] == 3
+
+
+def _pool_and_trajectories(tmp_path, builtin_data, how: str):
+    from cosmo.config import load_config
+    from cosmo.data import load_jsonl
+    from rewards.pool import RewardPool, RewardWorker
+
+    class FaultyWorker(RewardWorker):
+        """Hangs or kills its process on the first share holding trajectory 0 (worker 0's), once
+        per test (marker file); how="always": every call hangs. Defined here so that Ray ships the
+        class by value (the test module is not importable in a worker)."""
+
+        def score(self, trajectories):
+            import os
+            import time
+            from pathlib import Path
+
+            marker = tmp_path / "fired"
+            first = trajectories[0].sample_index == 0 and not Path(marker).exists()
+            if how == "always" or first:
+                Path(marker).touch()
+                if how == "die":
+                    os._exit(1)
+                time.sleep(600)
+            return super().score(trajectories)
+
+    worker = FaultyWorker
+    cfg = load_config(None, ["model.path=m", f"data.dir={tmp_path}", "reward.num_workers=2", "reward.timeout_s=10"])
+    rows = load_jsonl(builtin_data["train"])
+    refuse = "<think>Harmful.</think><answer>I can't help with that.</answer>"
+    trajectories = [Trajectory(i, rows[i].id, [1], [2, 3], [-0.1, -0.2], refuse, "stop", 0) for i in range(6)]
+    return RewardPool(cfg, str(builtin_data["train"]), worker=worker), trajectories, rows
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("how", ["hang", "die"])
+def test_reward_worker_that_hangs_or_dies_is_replaced_and_its_share_rescored(ray_cluster, builtin_data, tmp_path,
+                                                                             how):
+    pool, trajectories, rows = _pool_and_trajectories(tmp_path, builtin_data, how)
+    try:
+        scored = pool.score(trajectories)
+    finally:
+        pool.shutdown()
+    # every trajectory back once, in input order, scored as the objectives score it directly
+    assert [s.trajectory.sample_index for s in scored] == list(range(6))
+    for s in scored:
+        row = rows[s.trajectory.sample_index]
+        assert s.error is None and s.task == row.task
+        assert s.rewards == objective_scores(row, s.trajectory.text)
+    assert len(pool.events) == 1
+    assert pool.events[0]["event"] == f"reward worker 0 {'timed out' if how == 'hang' else 'died'}; replaced"
+
+
+@pytest.mark.slow
+def test_reward_share_that_fails_twice_is_excluded_not_scored_zero(ray_cluster, builtin_data, tmp_path):
+    pool, trajectories, _ = _pool_and_trajectories(tmp_path, builtin_data, "always")
+    try:
+        scored = pool.score(trajectories)
+    finally:
+        pool.shutdown()
+    assert [s.trajectory.sample_index for s in scored] == list(range(6))
+    # both workers hang on every call: each share is retried once on a new worker, then marked failed
+    assert all(s.total is None and "failed twice (timeout)" in s.error for s in scored)
+    assert sorted(e["event"] for e in pool.events) == ["reward worker 0 timed out; replaced"] * 2 + [
+        "reward worker 1 timed out; replaced"] * 2

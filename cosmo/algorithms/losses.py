@@ -65,6 +65,18 @@ def ppo_terms(logprobs: Tensor, old: Tensor, adv: Tensor, *, clip_eps: float) ->
     return _ratio_clip_terms(logprobs, old, adv, clip_eps, dual_clip=PPO_DUAL_CLIP)
 
 
+def importance_weights(proximal: Tensor, behaviour: Tensor, cap: float) -> tuple[Tensor, Tensor]:
+    """Truncated per-token importance weights min(π_prox/π_behaviour, cap) for off-policy batches.
+
+    In async mode the rollout engine (behaviour policy) is one update behind the learner. The loss
+    then clips around the learner's own pre-update policy π_prox (passed as `old_logprobs`) and
+    multiplies the advantages by these weights, which correct for sampling from the older policy;
+    the cap bounds the variance. Returns (weights, truncated mask), both detached.
+    """
+    ratio = torch.exp(proximal.detach() - behaviour.detach())
+    return torch.clamp(ratio, max=cap), ratio > cap
+
+
 LOSSES: dict[str, Callable[..., tuple[Tensor, dict]]] = {"cpgd": cpgd_terms, "grpo": grpo_terms, "ppo": ppo_terms}
 AGGREGATIONS = ("token_mean", "seq_mean")
 

@@ -1,14 +1,19 @@
-"""COSMO data: the row type, the JSONL loader and the built-in dataset generator."""
+"""COSMO data: the row type, the JSONL loader, the built-in dataset generator and jailbreak augmentation."""
 
+from cosmo.data.augment import TRANSFORMS, AugmentOptions, augment_dataset, cached_augmentation
 from cosmo.data.build import build_dataset, corpus_texts
 from cosmo.data.loader import load_images, load_jsonl, sample_to_row, write_jsonl
 from cosmo.data.schema import TASKS, DataError, Sample
 
 __all__ = [
     "TASKS",
+    "TRANSFORMS",
+    "AugmentOptions",
     "DataError",
     "Sample",
+    "augment_dataset",
     "build_dataset",
+    "cached_augmentation",
     "corpus_texts",
     "load_images",
     "load_jsonl",

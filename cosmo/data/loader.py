@@ -164,7 +164,9 @@ def load_images(sample: Sample) -> list[Image.Image]:
             with Image.open(path) as img:
                 img.load()
                 images.append(img.convert("RGB"))
-        except (OSError, SyntaxError, ValueError) as exc:  # PIL reports corrupt files as any of these
+        # PIL reports corrupt files as any of these; DecompressionBombError: more than twice
+        # Image.MAX_IMAGE_PIXELS (about 179 million pixels by default)
+        except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
             where = sample.source or "<memory>"
             raise DataError(
                 f"cannot read image {path}: {exc}", path=where, row_id=sample.id, field="images"

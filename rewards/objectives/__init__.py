@@ -1,4 +1,8 @@
-"""Reward objectives as plain functions: format, accuracy, refusal and instruction constraints."""
+"""Reward objectives as plain functions: format, accuracy, refusal and instruction constraints.
+
+The model objectives live in their own modules, imported only by the workers that host them:
+`reward_model` (HF sequence classifier), `judge` (vLLM judge and the verdict parser), `http_judge`.
+"""
 
 from rewards.objectives.accuracy import answers_match
 from rewards.objectives.constraints import CONSTRAINT_TYPES, check_constraints, validate_constraint

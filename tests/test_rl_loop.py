@@ -1,0 +1,94 @@
+"""The RL loop's batch making without Ray: dynamic sampling against a scripted rollout and reward."""
+
+from __future__ import annotations
+
+import time
+
+from actors.group import PendingRollout
+from cosmo.config import load_config
+from cosmo.rl_loop import BatchMaker
+from cosmo.steps import EpochSampler
+from cosmo.trajectory import Scored, Trajectory
+
+GROUP = 2
+
+
+class ScriptedRollout:
+    """Row i's group gets rewards REWARDS[i]; records which rows were sampled."""
+
+    def __init__(self) -> None:
+        self.sampled: list[int] = []
+
+    def submit(self, indices: list[int], n: int) -> PendingRollout:
+        return PendingRollout([list(indices)], {}, n, 0, time.perf_counter())
+
+    def collect(self, pending: PendingRollout) -> list[Trajectory]:
+        return self.generate(pending.shares[0], pending.n)
+
+    def generate(self, indices: list[int], n: int) -> list[Trajectory]:
+        self.sampled += indices
+        return [Trajectory(i, f"row{i}", [1], [7] * (k + 1), [-0.5] * (k + 1), f"{i}:{k}", "stop", 0)
+                for i in indices for k in range(n)]
+
+
+class ScriptedRewards:
+    def __init__(self, rewards: dict[int, tuple[float, float]]) -> None:
+        self.rewards = rewards
+
+    def score(self, trajectories: list[Trajectory]) -> list[Scored]:
+        out = []
+        for t in trajectories:
+            k = int(t.text.split(":")[1])
+            value = self.rewards[t.sample_index][k]
+            out.append(Scored(t, "reasoning", {"accuracy": value}, value))
+        return out
+
+
+def _maker(dynamic: bool, rewards: dict[int, tuple[float, float]], rounds: int = 3):
+    cfg = load_config(None, ["model.path=m", "data.dir=d", "rl.prompts_per_step=2", f"algorithm.group_size={GROUP}",
+                             "rl.micro_batch_size=2", f"rl.dynamic_sampling={str(dynamic).lower()}",
+                             f"rl.dynamic_sampling_max_rounds={rounds}"])
+    rollout = ScriptedRollout()
+    return BatchMaker(cfg, EpochSampler(len(rewards), seed=3), rollout, ScriptedRewards(rewards)), rollout
+
+
+# rows 0-5: even rows carry signal (rewards differ), odd rows are flat
+REWARDS = {i: ((0.0, 1.0) if i % 2 == 0 else (1.0, 1.0)) for i in range(6)}
+
+
+def test_without_dynamic_sampling_flat_groups_stay_with_zero_advantage():
+    maker, rollout = _maker(False, REWARDS)
+    batch = maker.complete(maker.submit())
+    order = EpochSampler(6, seed=3).next_batch(2)
+    assert rollout.sampled == order
+    assert [it["sample_index"] for it in batch.items] == [i for i in order for _ in range(GROUP)]
+    flat = [i % 2 == 1 for i in order]
+    assert batch.stats["reward/flat_group_frac"] == sum(flat) / 2
+    for it in batch.items:
+        assert (it["advantage"] == 0.0) == (it["sample_index"] % 2 == 1)
+
+
+def test_dynamic_sampling_replaces_flat_groups_by_fresh_prompts():
+    maker, rollout = _maker(True, REWARDS)
+    batch = maker.complete(maker.submit())
+    order = EpochSampler(6, seed=3).next_batch(6)  # the epoch's order, consumed as refills ask
+    with_signal = [i for i in rollout.sampled if i % 2 == 0]
+    assert rollout.sampled == order[: len(rollout.sampled)]
+    trained = sorted({it["sample_index"] for it in batch.items})
+    assert trained == sorted(with_signal[:2]) and len(batch.items) == 2 * GROUP
+    assert all(abs(it["advantage"]) > 0 for it in batch.items)
+    assert batch.stats["dynamic/shortfall_groups"] == 0
+    assert batch.stats["dynamic/flat_groups_dropped"] == sum(i % 2 for i in rollout.sampled)
+    # the reward curve describes every sampled group, the dropped ones included
+    assert batch.stats["rollout/trajectories"] == len(rollout.sampled) * GROUP
+    expected_mean = sum(sum(REWARDS[i]) for i in rollout.sampled) / (len(rollout.sampled) * GROUP)
+    assert batch.stats["reward/mean"] == expected_mean
+
+
+def test_dynamic_sampling_fills_the_shortfall_with_flat_groups_after_max_rounds():
+    all_flat = {i: (1.0, 1.0) for i in range(10)}
+    maker, rollout = _maker(True, all_flat, rounds=2)
+    batch = maker.complete(maker.submit())
+    assert len(rollout.sampled) == 2 + 2 + 2  # first batch, then two refill rounds of 2 prompts
+    assert batch.stats["dynamic/refill_rounds"] == 2 and batch.stats["dynamic/shortfall_groups"] == 2
+    assert len(batch.items) == 2 * GROUP and all(it["advantage"] == 0.0 for it in batch.items)
