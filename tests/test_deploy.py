@@ -388,6 +388,8 @@ def test_rayjob_recipe_loads_and_fits_the_cluster(kustomization, tmp_path):
     spec = job["spec"]
     assert spec["shutdownAfterJobFinishes"] is True and spec["submissionMode"] == "K8sJobMode"
     assert isinstance(spec.get("backoffLimit"), int)
+    # a retry of the job (backoffLimit) continues from the newest checkpoint instead of step 1
+    assert cfg.resume == "auto" and cfg.checkpoint.every_steps > 0
 
 
 def test_shipped_recipe_is_configs_qwen2_5_vl_7b():
