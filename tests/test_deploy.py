@@ -31,8 +31,10 @@ except ModuleNotFoundError:  # Python 3.10
 
 ROOT = Path(__file__).resolve().parents[1]
 KUBERAY = ROOT / "deploy" / "kuberay"
-# The KubeRay CRDs live in shared/ beside the checkout (CI lays it there too); override for other layouts.
-CRD_DIR = Path(os.environ.get("COSMO_KUBERAY_CRDS", ROOT.parent / "shared" / "kuberay"))
+# The KubeRay CRDs live in the workplace's shared/ folder: beside the checkout, inside it, or at
+# /work/shared (a clone elsewhere, e.g. in /tmp); COSMO_KUBERAY_CRDS overrides for other layouts.
+_CRD_PLACES = [ROOT.parent / "shared" / "kuberay", ROOT / "shared" / "kuberay", Path("/work/shared/kuberay")]
+CRD_DIR = Path(os.environ.get("COSMO_KUBERAY_CRDS") or next((p for p in _CRD_PLACES if p.is_dir()), _CRD_PLACES[0]))
 K8S_VERSION = "1.32"  # the kubectl on the machine image; kubernetes-validate ships its schemas
 KUSTOMIZATIONS = sorted(p.parent.relative_to(KUBERAY).as_posix() for p in KUBERAY.rglob("kustomization.yaml"))
 JOB_KUSTOMIZATIONS = ["base"] + [k for k in KUSTOMIZATIONS if k.startswith("overlays/")]
@@ -85,8 +87,9 @@ def _strict(schema: dict) -> dict:
 def _crd_validator(kind: str) -> jsonschema.protocols.Validator:
     path = CRD_DIR / f"ray.io_{kind.lower()}s.yaml"
     if not path.is_file():
-        pytest.fail(f"KubeRay CRD {path} not found: the deploy tests validate against shared/kuberay beside "
-                    "the checkout (or set COSMO_KUBERAY_CRDS to a directory holding ray.io_*.yaml)")
+        pytest.fail(f"KubeRay CRD {path} not found: the deploy tests validate against shared/kuberay (looked in "
+                    f"{', '.join(map(str, _CRD_PLACES))}; or set COSMO_KUBERAY_CRDS to a directory holding "
+                    "ray.io_*.yaml)")
     with path.open() as f:
         crd = yaml.load(f, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
     (version,) = [v for v in crd["spec"]["versions"] if v["name"] == "v1"]
