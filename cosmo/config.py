@@ -461,23 +461,36 @@ def _parse_overrides(overrides: list[str]) -> DictConfig:
     return OmegaConf.from_dotlist(list(overrides))
 
 
+def _merge_recipe(cfg: DictConfig, path: Path, chain: tuple[Path, ...] = ()) -> DictConfig:
+    """Merge a YAML recipe onto `cfg`; a top-level `base: OTHER.yaml` (relative to the recipe) is
+    merged first, so a variant states only what it changes."""
+    if not path.is_file():
+        where = f" (the base of {chain[-1]})" if chain else ""
+        raise ConfigError(f"config file {path} does not exist{where}")
+    if path.resolve() in chain:
+        raise ConfigError(f"{path}: `base` chain loops: {' -> '.join(map(str, (*chain, path.resolve())))}")
+    try:
+        recipe = OmegaConf.load(path)
+    except Exception as exc:  # YAML syntax errors come from several libraries' types
+        mark, problem = getattr(exc, "problem_mark", None), getattr(exc, "problem", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        detail = problem or " ".join(str(exc).split())
+        raise ConfigError(f"{path}: not valid YAML{where}: {detail}") from None
+    if not isinstance(recipe, DictConfig):
+        raise ConfigError(f"{path}: expected a mapping of sections at the top level")
+    if "base" in recipe:
+        base = recipe.pop("base")
+        if not isinstance(base, str):
+            raise ConfigError(f"{path}: key 'base': expected the path of another recipe, got {base!r}")
+        cfg = _merge_recipe(cfg, path.parent / base, (*chain, path.resolve()))
+    return _merge(cfg, recipe, str(path))
+
+
 def load_config(path: str | Path | None, overrides: list[str] | tuple[str, ...] = ()) -> CosmoConfig:
-    """Defaults <- YAML recipe <- `key=value` overrides, then validation; returns a typed config."""
+    """Defaults <- YAML recipe (after its `base`, if any) <- `key=value` overrides, then validation."""
     cfg = OmegaConf.structured(CosmoConfig)
     if path is not None:
-        path = Path(path)
-        if not path.is_file():
-            raise ConfigError(f"config file {path} does not exist")
-        try:
-            recipe = OmegaConf.load(path)
-        except Exception as exc:  # YAML syntax errors come from several libraries' types
-            mark, problem = getattr(exc, "problem_mark", None), getattr(exc, "problem", None)
-            where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
-            detail = problem or " ".join(str(exc).split())
-            raise ConfigError(f"{path}: not valid YAML{where}: {detail}") from None
-        if not isinstance(recipe, DictConfig):
-            raise ConfigError(f"{path}: expected a mapping of sections at the top level")
-        cfg = _merge(cfg, recipe, str(path))
+        cfg = _merge_recipe(cfg, Path(path))
     cfg = _merge(cfg, _parse_overrides(list(overrides)), "command line")
     missing = sorted(OmegaConf.missing_keys(cfg))
     if missing:
@@ -614,6 +627,8 @@ def reference_markdown() -> str:
     lines = ["# Config reference", "",
              "Generated from `cosmo/config.py` by `python -m cosmo.config > docs/config.md`; do not edit by hand.",
              "A recipe (YAML) sets any of these keys; `key=value` on the command line overrides the recipe.",
+             "A recipe may start with `base: OTHER.yaml` (a path relative to it): the base is loaded first and "
+             "the recipe states only what differs (see `configs/ablation-*.yaml`).",
              "Unknown keys and wrong types fail at start with the key's full path.", ""]
     top = [f for f in dataclasses.fields(CosmoConfig) if not dataclasses.is_dataclass(f.default_factory)]
     for f in dataclasses.fields(CosmoConfig):

@@ -118,3 +118,25 @@ def test_config_reference_doc_matches_the_dataclasses():
 
     assert (ROOT / "docs" / "config.md").read_text() == reference_markdown(), (
         "docs/config.md is stale: regenerate it with `python -m cosmo.config > docs/config.md`")
+
+
+def test_recipe_base_is_merged_first_and_the_variant_wins(tmp_path):
+    (tmp_path / "parent.yaml").write_text("model: {path: m}\ndata: {dir: d}\nrl: {steps: 7, lr: 0.5}\nseed: 3\n")
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "child.yaml").write_text("base: ../parent.yaml\nrl: {steps: 9}\n")
+    cfg = load_config(tmp_path / "sub" / "child.yaml", ["seed=4"])
+    assert (cfg.rl.steps, cfg.rl.lr, cfg.model.path, cfg.seed) == (9, 0.5, "m", 4)  # child, base, base, command line
+    (tmp_path / "a.yaml").write_text("base: b.yaml\n")
+    (tmp_path / "b.yaml").write_text("base: a.yaml\n")
+    with pytest.raises(ConfigError, match="`base` chain loops"):
+        load_config(tmp_path / "a.yaml")
+    (tmp_path / "orphan.yaml").write_text("base: missing.yaml\n")
+    with pytest.raises(ConfigError, match=r"missing.yaml does not exist \(the base of .*orphan.yaml\)"):
+        load_config(tmp_path / "orphan.yaml")
+
+
+def test_ablation_recipes_differ_from_the_default_only_where_they_say():
+    default = load_config(ROOT / "configs" / "tiny-cpu.yaml")
+    grpo = load_config(ROOT / "configs" / "ablation-grpo.yaml")
+    assert grpo.algorithm.name == "grpo" and default.algorithm.name == "cpgd"
+    assert (grpo.rl, grpo.sft, grpo.data, grpo.reward) == (default.rl, default.sft, default.data, default.reward)
