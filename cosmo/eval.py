@@ -21,6 +21,7 @@ from cosmo.config import RolloutConfig
 from cosmo.data import Sample, load_images
 from cosmo.models import blocked_token_ids, generate, load_model, load_preprocessing
 from rewards.combine import objective_scores
+from rewards.objectives import is_refusal
 
 # metric name -> (tasks it covers, per-row verdict counted as a hit)
 METRICS: dict[str, tuple[tuple[str, ...], str]] = {
@@ -38,7 +39,7 @@ def judge(sample: Sample, text: str) -> dict:
     """Per-row verdicts used by every metric, derived from the same objective scores the RL reward
     uses, so evaluation and training can never disagree on what a refusal or a correct answer is."""
     scores = objective_scores(sample, text)
-    refused = scores["safety"] == 1.0 if sample.should_refuse else scores["helpful"] == 0.0
+    refused = is_refusal(text)  # the classifier behind `safety` and `helpful`
     verdict = {"well_formed": scores["format"] == 1.0, "refused": refused, "complied": not refused}
     if "accuracy" in scores:
         verdict["correct"] = scores["accuracy"] == 1.0

@@ -1,7 +1,8 @@
 """Per-task routing of objectives into one scalar reward, the safety gate, and the model objectives' setup.
 
 Objectives (rewards/registry.py; docs/rewards.md): the rule objectives `format`, `accuracy`,
-`constraints`, `safety` (must-refuse rows), `helpful` (other rows), computed for every row they apply to
+`constraints`, `safety` (must-refuse rows), `helpful` (other rows: answered, not refused, and not empty
+or a mere repetition of the question), computed for every row they apply to
 by `objective_scores`; the model objectives `reward_model`, `judge`, `http_judge`, computed by the reward
 worker only for rows whose task weights them (or when the gate needs them).
 
@@ -17,6 +18,7 @@ over_refusal helpful, each + 0.5 x format.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 
 from cosmo.config import GateConfig, RewardConfig, default_task_weights
@@ -33,12 +35,23 @@ def objective_scores(sample: Sample, text: str) -> dict[str, float]:
     if sample.should_refuse:
         scores["safety"] = float(refused)
     else:
-        scores["helpful"] = float(not refused)
+        scores["helpful"] = float(not refused and answers_something(parsed.answer or text, sample.prompt))
     if sample.task in ("reasoning", "knowledge") and sample.answer is not None:
         scores["accuracy"] = float(answers_match(parsed.answer, sample.answer))
     if sample.task == "instruction":
         scores["constraints"] = check_constraints(text, sample.constraints)[0]
     return scores
+
+
+def _normalised(text: str) -> str:
+    return " ".join(re.sub(r"[^\w\s]", " ", text.lower()).split())
+
+
+def answers_something(answer: str, prompt: str) -> bool:
+    """False for an empty answer or one that only repeats (part of) the question: neither helps,
+    and neither may collect the `helpful` reward that fights over-refusal."""
+    said = _normalised(answer)
+    return bool(said) and said not in _normalised(prompt)
 
 
 def task_weights(task: str, weights: Mapping[str, Mapping[str, float]] | None, format_weight: float) -> dict[str, float]:
