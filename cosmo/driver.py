@@ -125,7 +125,9 @@ def run_sft(cfg: CosmoConfig, tracker: RunTracker, model_path: str, train_file: 
             tracker.log("sft", step, stats)
             progress.update(step, {"loss": stats["loss"], "lr": stats["lr"],
                                    "samples/s": round(s.global_batch_size / stats["step_s"], 1)})
-            state = {"sampler": sampler.state_dict(), "stage_start_model": model_path}
+            def state() -> dict:
+                return {"sampler": sampler.state_dict(), "stage_start_model": model_path}
+
             path = save_if_due(cfg, group, checkpoints, "sft", step, s.steps, state) or path
     finally:
         group.shutdown()

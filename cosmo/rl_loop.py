@@ -187,9 +187,12 @@ def run_rl(cfg: CosmoConfig, tracker: RunTracker, model_path: str, train_file: s
             progress.update(step, {"reward": stats["reward/mean"], "loss": train["loss"], "clip": train["clip_frac"],
                                    "lag": stats["policy/version_lag"], "sync_s": round(t3 - t2, 3),
                                    "step_s": round(stats["time/step"], 2)})
-            state = {"sampler": sampler.state_dict(), "stage_start_model": model_path, "policy_version": rollout.version,
-                     # async: the next step's batch is already sampled (by the previous weights)
-                     "next_batch": asdict(upcoming) if upcoming is not None else None}
+            def state(upcoming: StepBatch | None = upcoming) -> dict:
+                return {"sampler": sampler.state_dict(), "stage_start_model": model_path,
+                        "policy_version": rollout.version,  # type: ignore[union-attr]
+                        # async: the next step's batch is already sampled (by the previous weights)
+                        "next_batch": asdict(upcoming) if upcoming is not None else None}
+
             saved = save_if_due(cfg, learner, checkpoints, "rl", step, rl.steps, state)
             path = saved or path
             if saved and eval_file and cfg.eval.every_steps and step % cfg.eval.every_steps == 0 and step < rl.steps:

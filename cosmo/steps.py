@@ -6,7 +6,7 @@ import json
 import logging
 import math
 import random
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -178,18 +178,20 @@ class ResumePoint:
 
 
 def save_if_due(cfg: CosmoConfig, learner, checkpoints: Path, stage: str, step: int, total: int,
-                driver_state: dict) -> str | None:
+                driver_state: Callable[[], dict]) -> str | None:
     """Save at every `checkpoint.every_steps` and at the stage's last step; keep the newest few.
 
-    `driver_state` (data position, stage start model, ...) goes into the checkpoint for `resume`.
+    `driver_state()` (data position, stage start model, ...) goes into the checkpoint for `resume`;
+    it is only called when a save is due.
     """
     from learner.checkpoint import prune_checkpoints  # noqa: PLC0415
 
     every = cfg.checkpoint.every_steps
     if step != total and not (every and step % every == 0):
         return None
-    meta = {"stage": stage, "step": step, "source_model": driver_state["stage_start_model"]}
-    path = learner.save(str(checkpoints / f"step_{step}"), meta, {**driver_state, "stage": stage, "step": step})
+    state = driver_state()
+    meta = {"stage": stage, "step": step, "source_model": state["stage_start_model"]}
+    path = learner.save(str(checkpoints / f"step_{step}"), meta, {**state, "stage": stage, "step": step})
     prune_checkpoints(checkpoints, cfg.checkpoint.keep_last)
     log.info("[%s] checkpoint %s", stage, path)
     return path
