@@ -18,7 +18,7 @@ from actors.group import PendingRollout, RolloutGroup
 from cosmo.algorithms.batch import flat_groups, group_rewards, prepare_rl_batch, reward_stats
 from cosmo.config import CosmoConfig
 from cosmo.evaluation import evaluate_once
-from cosmo.steps import EpochSampler, ResumePoint, make_sampler, save_if_due
+from cosmo.steps import EpochSampler, MixtureSampler, ResumePoint, make_sampler, save_if_due
 from cosmo.tracking import Progress, RunTracker
 from cosmo.trajectory import Scored
 from rewards.pool import RewardPool
@@ -43,7 +43,8 @@ class BatchMaker:
     """Samples prompts, generates and scores their groups; with `rl.dynamic_sampling`, groups whose
     rewards are all equal (zero advantage, no signal) are replaced by groups of fresh prompts."""
 
-    def __init__(self, cfg: CosmoConfig, sampler: EpochSampler, rollout: RolloutGroup, rewards: RewardPool) -> None:
+    def __init__(self, cfg: CosmoConfig, sampler: EpochSampler | MixtureSampler, rollout: RolloutGroup,
+                 rewards: RewardPool) -> None:
         self.cfg, self.sampler, self.rollout, self.rewards = cfg, sampler, rollout, rewards
         self.prompts = cfg.rl.prompts_per_step
         self.group_size = cfg.algorithm.group_size
