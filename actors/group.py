@@ -1,8 +1,10 @@
 """The rollout actors as the driver sees them: N `RolloutWorker`s sharing each step's prompts.
 
-Ray restarts a dead actor (up to rollout.max_restarts); the group then loads the current weights
-into the new engine and retries that actor's share of the step, so no row is lost or sampled
-twice. Each restart is recorded in `events`.
+Ray restarts a dead actor (up to rollout.max_restarts); one that hangs (no answer within
+rollout.timeout_s) is killed first and restarted the same way. The group then loads the current
+weights into the new engine and retries that actor's share of the step, so no row is lost or
+sampled twice. Each restart is recorded in `events`. A second failure of the same call, or an
+actor that does not come back within rollout.restart_timeout_s, stops the run with `RolloutError`.
 """
 
 from __future__ import annotations
@@ -62,15 +64,24 @@ class RolloutGroup:
         )
         self.actors = [remote_cls.remote(model_path, train_file, cfg, i, version) for i in range(r.num_actors)]
         self.version = version
+        self.timeout_s, self.restart_timeout_s, self.max_restarts = r.timeout_s, r.restart_timeout_s, r.max_restarts
         self.weights_ref: ray.ObjectRef | None = None
         self.events: list[dict] = []
-        self.info = self._gather("engine start", [a.info.remote() for a in self.actors])
+        self.info = self._started()
 
-    def _gather(self, what: str, refs: list) -> list:
+    def _started(self) -> list[dict]:
+        """Each actor's info once its engine is up; one that fails or takes longer than
+        rollout.restart_timeout_s to start stops the run, named."""
+        refs = [a.info.remote() for a in self.actors]
+        ready, _ = ray.wait(refs, num_returns=len(refs), timeout=self.restart_timeout_s)
+        late = [i for i, ref in enumerate(refs) if ref not in ready]
+        if late:
+            raise RolloutError(f"rollout actors {late} did not start their engines within "
+                               f"rollout.restart_timeout_s={self.restart_timeout_s:g} s")
         try:
             return ray.get(refs)
         except ray.exceptions.RayError as exc:
-            raise RolloutError(f"rollout actors failed during {what}: {str(exc).splitlines()[0]}") from exc
+            raise RolloutError(f"rollout actors failed to start their engines: {str(exc).splitlines()[0]}") from exc
 
     def generate(self, indices: list[int], n: int) -> list[Trajectory]:
         """`n` responses for each row index, split over the actors in contiguous shares, in order."""
@@ -86,60 +97,101 @@ class RolloutGroup:
         return PendingRollout(shares, refs, n, self.version, time.perf_counter())
 
     def collect(self, pending: PendingRollout) -> list[Trajectory]:
-        """The trajectories of a submitted batch, in row order; a share whose actor died is redone."""
+        """The trajectories of a submitted batch, in row order. A share whose actor died, or gave no
+        answer within `rollout.timeout_s` of submission (hung), is redone by the restarted actor."""
         if pending.version != self.version:
             raise RuntimeError(f"rollouts submitted at policy version {pending.version} must be collected before "
                                f"the weight update to version {self.version}")
+        deadline = pending.submitted + self.timeout_s
         results: dict[int, list[Trajectory]] = {}
         for i, ref in pending.refs.items():
+            what = f"generating {len(pending.shares[i])} rows"
             try:
-                results[i] = ray.get(ref)
+                results[i] = ray.get(ref, timeout=max(0.0, deadline - time.perf_counter()))
+                continue
+            except ray.exceptions.GetTimeoutError:
+                self._restart(i, what, f"gave no answer within rollout.timeout_s={self.timeout_s:g} s (hung)",
+                              hung=True)
             except ray.exceptions.RayActorError as exc:
-                results[i] = self._recover(i, pending.shares[i], pending.n, exc)
+                self._restart(i, what, f"died ({str(exc).splitlines()[0]})")
             except ray.exceptions.RayTaskError as exc:
-                raise RolloutError(f"rollout actor {i} failed generating {len(pending.shares[i])} rows: "
-                                   f"{exc.cause!r}") from exc
+                raise RolloutError(f"rollout actor {i} failed {what}: {exc.cause!r}") from exc
+            results[i] = self._call(i, what + " again after its restart",
+                                    self.actors[i].generate.remote(pending.shares[i], pending.n, self.version))
+            self.events[-1]["rows_retried"] = len(pending.shares[i])
         return [t for i in sorted(results) for t in results[i]]
 
-    def _recover(self, i: int, share: list[int], n: int, exc: Exception) -> list[Trajectory]:
-        """Actor i died mid-step: wait for Ray's restart, give it the current weights, redo its share."""
-        started = time.perf_counter()
-        log.warning("[rollout] actor %d died during generation (%s); waiting for its restart",
-                    i, str(exc).splitlines()[0])
-        actor = self.actors[i]
+    def _call(self, i: int, what: str, ref: ray.ObjectRef):
+        """One call on a freshly restarted actor: an error or a second hang ends the run."""
         try:
-            self._wait_restarted(actor)
-            if self.weights_ref is not None:
-                ray.get(actor.update_weights.remote(self.weights_ref, self.version))
-            trajectories = ray.get(actor.generate.remote(share, n, self.version))
-        except ray.exceptions.RayError as again:
-            raise RolloutError(f"rollout actor {i} could not be recovered (rollout.max_restarts reached?): "
-                               f"{str(again).splitlines()[0]}") from again
-        event = {"event": f"rollout actor {i} restarted", "version": self.version, "rows_retried": len(share),
+            return ray.get(ref, timeout=self.timeout_s)
+        except ray.exceptions.GetTimeoutError as exc:
+            raise RolloutError(f"rollout actor {i} hung again {what}: no answer within rollout.timeout_s="
+                               f"{self.timeout_s:g} s") from exc
+        except ray.exceptions.RayError as exc:
+            raise RolloutError(f"rollout actor {i} failed {what}: {str(exc).splitlines()[0]}") from exc
+
+    def _restart(self, i: int, what: str, why: str, *, hung: bool = False) -> dict | None:
+        """Actor i died or hung while `what`: have Ray restart it (killing a hung one first, which
+        counts against rollout.max_restarts), wait for its engine, load the current weights.
+        Returns the weight load's report, or None when the engines still hold the start model."""
+        started = time.perf_counter()
+        log.warning("[rollout] actor %d %s while %s; restarting it", i, why, what)
+        actor = self.actors[i]
+        if hung:
+            ray.kill(actor, no_restart=False)
+        self._wait_restarted(i, what)
+        loaded = None
+        if self.weights_ref is not None:
+            loaded = self._call(i, f"loading policy version {self.version} after its restart",
+                                actor.update_weights.remote(self.weights_ref, self.version))
+        event = {"event": f"rollout actor {i} restarted", "why": why, "while": what, "version": self.version,
                  "recovery_s": round(time.perf_counter() - started, 2), "time": time.time()}
         self.events.append(event)
-        log.warning("[rollout] actor %d restarted at policy version %d; %d rows retried in %.1f s",
-                    i, self.version, len(share), event["recovery_s"])
-        return trajectories
+        log.warning("[rollout] actor %d restarted at policy version %d in %.1f s", i, self.version,
+                    event["recovery_s"])
+        return loaded
 
-    @staticmethod
-    def _wait_restarted(actor, timeout_s: float = 600.0) -> None:
-        """Poll until Ray has restarted the actor and its engine answers (or it is dead for good)."""
-        deadline = time.monotonic() + timeout_s
+    def _wait_restarted(self, i: int, what: str) -> None:
+        """Poll until Ray has restarted actor i and its engine answers; past rollout.restart_timeout_s,
+        or when Ray has given up on it (rollout.max_restarts used), the run stops."""
+        deadline = time.monotonic() + self.restart_timeout_s
         while True:
+            remaining = deadline - time.monotonic()
             try:
-                ray.get(actor.info.remote())
+                ray.get(self.actors[i].info.remote(), timeout=max(1.0, min(remaining, 30.0)))
                 return
-            except ray.exceptions.ActorUnavailableError:
-                if time.monotonic() > deadline:
-                    raise
+            except (ray.exceptions.ActorUnavailableError, ray.exceptions.GetTimeoutError) as exc:
+                if remaining <= 0:
+                    raise RolloutError(f"rollout actor {i} did not come back within rollout.restart_timeout_s="
+                                       f"{self.restart_timeout_s:g} s after failing while {what}") from exc
                 time.sleep(1.0)
+            except ray.exceptions.RayActorError as exc:
+                raise RolloutError(f"rollout actor {i} could not be restarted after failing while {what} "
+                                   f"(rollout.max_restarts={self.max_restarts} used?): "
+                                   f"{str(exc).splitlines()[0]}") from exc
 
     def update_weights(self, weights_ref: ray.ObjectRef, version: int) -> list[dict]:
-        """Load new weights into every engine in place; returns each actor's digest and load time."""
+        """Load new weights into every engine in place; returns each actor's digest and load time.
+        An actor that dies or hangs (no answer within rollout.timeout_s) is restarted and loaded."""
         self.weights_ref, self.version = weights_ref, version
-        return self._gather(f"the weight update to version {version}",
-                            [a.update_weights.remote(weights_ref, version) for a in self.actors])
+        what = f"loading policy version {version}"
+        refs = [a.update_weights.remote(weights_ref, version) for a in self.actors]
+        deadline = time.perf_counter() + self.timeout_s
+        reports = []
+        for i, ref in enumerate(refs):
+            try:
+                reports.append(ray.get(ref, timeout=max(0.0, deadline - time.perf_counter())))
+                continue
+            except ray.exceptions.GetTimeoutError:
+                loaded = self._restart(i, what, f"gave no answer within rollout.timeout_s={self.timeout_s:g} s "
+                                       "(hung)", hung=True)
+            except ray.exceptions.RayActorError as exc:
+                loaded = self._restart(i, what, f"died ({str(exc).splitlines()[0]})")
+            except ray.exceptions.RayTaskError as exc:
+                raise RolloutError(f"rollout actor {i} failed {what}: {exc.cause!r}") from exc
+            reports.append(loaded)
+        return reports
 
     def shutdown(self) -> None:
         for actor in self.actors:

@@ -8,6 +8,7 @@ the worker's `reload_weights` (no engine restart) and bump the policy version.
 
 from __future__ import annotations
 
+import os
 import time
 import zlib
 
@@ -71,7 +72,7 @@ class RolloutWorker:
         self.start_s = time.perf_counter() - started
 
     def info(self) -> dict:
-        return {"index": self.index, "version": self.version, "start_s": round(self.start_s, 2)}
+        return {"index": self.index, "version": self.version, "start_s": round(self.start_s, 2), "pid": os.getpid()}
 
     def generate(self, indices: list[int], n: int, version: int) -> list[Trajectory]:
         """`n` sampled responses per row; raises if the engine's weights are not at `version`."""

@@ -130,7 +130,11 @@ class RolloutConfig:
     enforce_eager: bool = opt(True, "no CUDA graphs / compilation (required on CPU)")
     gpu_memory_utilization: float = opt(0.5, "GPU only: share of GPU memory vLLM may take")
     tensor_parallel_size: int = opt(1, "GPU only: GPUs per engine")
-    max_restarts: int = opt(3, "times Ray restarts a dead rollout actor before the run fails")
+    max_restarts: int = opt(3, "times Ray restarts a dead or hung rollout actor before the run fails")
+    timeout_s: float = opt(1800.0, "time one actor may take for its share of a step (from submission) or a "
+                           "weight update; past it the actor counts as hung, is killed, restarted and its "
+                           "share redone")
+    restart_timeout_s: float = opt(600.0, "time a restarted rollout actor may take to come back (engine start)")
 
 
 def default_task_weights() -> dict[str, dict[str, float]]:
@@ -343,6 +347,9 @@ class LearnerConfig:
     threads_per_rank: int = opt(0, "torch CPU threads per rank (0: one, the rank's CPU)")
     max_skipped_steps: int = opt(3, "consecutive updates skipped for a non-finite loss or gradient norm (no "
                                  "optimizer, scheduler or weight-broadcast step) before the run stops")
+    timeout_s: float = opt(1800.0, "time one learner call (a step, a weight export, a checkpoint save) may "
+                           "take on every rank; past it the run stops naming the ranks that hang")
+    startup_timeout_s: float = opt(1800.0, "time the ranks may take to load the model and start DeepSpeed")
 
 
 @dataclass
@@ -570,6 +577,8 @@ def validate(cfg: CosmoConfig) -> None:
            r.gpu_memory_utilization)
     _check(r.tensor_parallel_size >= 1, "rollout.tensor_parallel_size", "an integer >= 1", r.tensor_parallel_size)
     _check(r.max_restarts >= 0, "rollout.max_restarts", "an integer >= 0", r.max_restarts)
+    _check(r.timeout_s > 0, "rollout.timeout_s", "a positive number of seconds", r.timeout_s)
+    _check(r.restart_timeout_s > 0, "rollout.restart_timeout_s", "a positive number of seconds", r.restart_timeout_s)
     _validate_reward(cfg.reward)
     a = cfg.algorithm
     _check(a.name in ("cpgd", "grpo", "ppo"), "algorithm.name", "cpgd, grpo or ppo", a.name)
@@ -594,6 +603,9 @@ def validate(cfg: CosmoConfig) -> None:
     _check(0 <= ln.adam_beta1 < 1 and 0 <= ln.adam_beta2 < 1, "learner.adam_beta1/adam_beta2",
            "numbers in [0, 1)", (ln.adam_beta1, ln.adam_beta2))
     _check(ln.max_skipped_steps >= 1, "learner.max_skipped_steps", "an integer >= 1", ln.max_skipped_steps)
+    _check(ln.timeout_s > 0, "learner.timeout_s", "a positive number of seconds", ln.timeout_s)
+    _check(ln.startup_timeout_s > 0, "learner.startup_timeout_s", "a positive number of seconds",
+           ln.startup_timeout_s)
     _check(ln.threads_per_rank >= 0, "learner.threads_per_rank", "an integer >= 0", ln.threads_per_rank)
     _check(cfg.cluster.num_cpus is None or cfg.cluster.num_cpus >= 1, "cluster.num_cpus", "null or >= 1",
            cfg.cluster.num_cpus)

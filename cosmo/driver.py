@@ -103,7 +103,8 @@ def run_sft(cfg: CosmoConfig, tracker: RunTracker, model_path: str, train_file: 
     spec = OptimSpec(lr=s.lr, total_steps=s.steps, warmup_steps=s.warmup_steps, min_lr_ratio=s.min_lr_ratio,
                      micro_batch_size=s.micro_batch_size,
                      grad_accum=s.global_batch_size // (s.micro_batch_size * n_ranks))
-    sampler = make_sampler(cfg, load_jsonl(train_file), cfg.seed)
+    rows = load_jsonl(train_file)
+    sampler = make_sampler(cfg, rows, cfg.seed)
     first = 1
     if resume is not None:
         sampler.load_state_dict(resume.state["sampler"])
@@ -120,7 +121,9 @@ def run_sft(cfg: CosmoConfig, tracker: RunTracker, model_path: str, train_file: 
         checkpoints = Path(tracker.dir) / "checkpoints" / "sft"
         path = str(resume.path) if resume else ""
         for step in range(first, s.steps + 1):
-            stats = group.sft_step(sampler.next_batch(s.global_batch_size))
+            indices = sampler.next_batch(s.global_batch_size)
+            stats = group.sft_step(indices)
+            tracker.log_ledger("sft", step, [rows[i].id for i in indices], skipped=bool(stats["skipped"]))
             stats["epoch"] = sampler.epoch
             tracker.log("sft", step, stats)
             progress.update(step, {"loss": stats["loss"], "lr": stats["lr"],

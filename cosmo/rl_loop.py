@@ -164,6 +164,9 @@ def run_rl(cfg: CosmoConfig, tracker: RunTracker, model_path: str, train_file: s
                 weights_ref, learner_digest = learner.export_weights()
                 synced = rollout.update_weights(weights_ref, version=step)
             t3 = time.perf_counter()
+            tracker.log_ledger("rl", step, [rows[it["sample_index"]].id for it in batch.items],
+                               excluded=[k for k, it in enumerate(batch.items) if it["exclude"]],
+                               skipped=bool(train["skipped"]))
             stats = {**batch.stats, **{f"train/{k}": v for k, v in train.items()}}
             stats.update({
                 "time/rollout": batch.rollout_s, "time/rollout_wait": batch.wait_s, "time/reward": batch.reward_s,

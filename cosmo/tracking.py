@@ -3,6 +3,7 @@
 runs/<name>/
   config.yaml        resolved config of this run
   metrics.jsonl      one JSON object per logged step ({"stage", "step", "time", metrics...})
+  ledger.jsonl       the row ids each step trained on ({"stage", "step", "sample_ids", "excluded", "skipped"})
   samples.jsonl      sample trajectories every logging.samples_every RL steps (prompt, response, rewards)
   checkpoints/       <stage>/step_<N>/ HF checkpoints (sft/, rl/)
   eval/              one JSON report per evaluated model
@@ -39,28 +40,30 @@ class RunTracker:
         if resume is not None:
             self._rewind(resume.stage, resume.step)
         self._metrics = (self.dir / "metrics.jsonl").open("a", encoding="utf-8")
+        self._ledger = (self.dir / "ledger.jsonl").open("a", encoding="utf-8")
         self._wandb = self._start_wandb(cfg, resuming=resume is not None)
         self._axes: set[str] = set()
 
     def _rewind(self, stage: str, step: int) -> None:
-        """Keep metrics.jsonl up to the record of (stage, step), written just before that checkpoint,
-        plus evaluation records (their reports are reused, not recomputed)."""
-        path = self.dir / "metrics.jsonl"
-        if not path.is_file():
-            return
-        lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
-        keep = 0
-        for i, line in enumerate(lines):
-            record = json.loads(line)
-            if record.get("stage") == stage and record.get("step") == step:
-                keep = i + 1
-        kept = lines[:keep] + [line for line in lines[keep:] if json.loads(line)["stage"].startswith("eval/")]
-        dropped = len(lines) - len(kept)
-        if dropped:
-            log.info("resume: dropping %d metrics records logged after %s step %d", dropped, stage, step)
-            tmp = path.with_suffix(".jsonl.tmp")
-            tmp.write_text("".join(kept), encoding="utf-8")
-            tmp.replace(path)
+        """Keep metrics.jsonl and ledger.jsonl up to their record of (stage, step), written just before
+        that checkpoint, plus evaluation records (their reports are reused, not recomputed)."""
+        for name in ("metrics.jsonl", "ledger.jsonl"):
+            path = self.dir / name
+            if not path.is_file():
+                continue
+            lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
+            keep = 0
+            for i, line in enumerate(lines):
+                record = json.loads(line)
+                if record.get("stage") == stage and record.get("step") == step:
+                    keep = i + 1
+            kept = lines[:keep] + [line for line in lines[keep:] if json.loads(line)["stage"].startswith("eval/")]
+            dropped = len(lines) - len(kept)
+            if dropped:
+                log.info("resume: dropping %d %s records logged after %s step %d", dropped, name, stage, step)
+                tmp = path.with_suffix(".jsonl.tmp")
+                tmp.write_text("".join(kept), encoding="utf-8")
+                tmp.replace(path)
 
     def _start_wandb(self, cfg: CosmoConfig, resuming: bool):
         mode = cfg.logging.wandb_mode
@@ -105,6 +108,17 @@ class RunTracker:
             flat = {f"{stage}/{k}": v for k, v in metrics.items() if isinstance(v, int | float)}
             self._wandb.log({**flat, axis: step})
 
+    def log_ledger(self, stage: str, step: int, sample_ids: list[str], *, excluded: list[int] | None = None,
+                   skipped: bool = False) -> None:
+        """Which rows a step trained on, one id per trajectory (RL) or example (SFT), to ledger.jsonl:
+        the audit that every row of an epoch is trained exactly once, across restarts and resumes.
+        `excluded`: positions whose reward failed (masked out of the loss); `skipped`: the update
+        was not applied (non-finite)."""
+        record = {"stage": stage, "step": step, "sample_ids": sample_ids, "excluded": excluded or [],
+                  "skipped": skipped}
+        self._ledger.write(json.dumps(record) + "\n")
+        self._ledger.flush()
+
     def log_samples(self, stage: str, step: int, samples: list[dict]) -> None:
         """Sample trajectories: one JSON line each in samples.jsonl, and a wandb table (prompt, image,
         response, reward per objective) under `<stage>/samples`. Each sample needs `prompt`, `images`
@@ -131,6 +145,7 @@ class RunTracker:
 
     def close(self) -> None:
         self._metrics.close()
+        self._ledger.close()
         if self._wandb is not None:
             self._wandb.finish()
 

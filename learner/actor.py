@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import random
 import shutil
 import time
@@ -54,6 +55,12 @@ def resolve_dtype(name: str, device: torch.device) -> torch.dtype:
     return getattr(torch, name)
 
 
+def token_logprobs(logits: torch.Tensor, targets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Log-probs of the `targets` tokens under `logits`, and the full log-softmax (the entropy needs it)."""
+    logp_all = torch.log_softmax(logits, dim=-1)
+    return logp_all.gather(-1, targets.unsqueeze(-1)).squeeze(-1), logp_all
+
+
 class LearnerRank:
     """Owns the model, optimizer and data view of one rank; every public method is one RPC."""
 
@@ -68,7 +75,7 @@ class LearnerRank:
         self.reference: torch.nn.Module | None = None
 
     def setup(
-        self, master_addr: str, master_port: int, model_path: str, train_file: str, spec: OptimSpec, threads: int,
+        self, rendezvous: str, model_path: str, train_file: str, spec: OptimSpec, threads: int,
         reference: str | None = None, train_state: str | None = None,
     ) -> dict:
         """Join the process group, load the model, build the engine, read the training data.
@@ -86,9 +93,7 @@ class LearnerRank:
         device = resolve_device(self.cfg.device)
         if device.type == "cuda":
             torch.cuda.set_device(0)
-        init_process_group(
-            self.rank, self.world_size, master_addr, master_port, resolve_backend(self.cfg.learner, device)
-        )
+        init_process_group(self.rank, self.world_size, rendezvous, resolve_backend(self.cfg.learner, device))
         dtype = resolve_dtype(self.cfg.model.dtype, device)
         bf16 = dtype == torch.bfloat16
         keep = None
@@ -183,8 +188,7 @@ class LearnerRank:
             logits = self.engine(**batch).logits[:, :-1].float()
             targets, mask = labels[:, 1:].clamp(min=0), labels[:, 1:] != -100
             excluded = torch.tensor([bool(it.get("exclude")) for it in chunk], device=mask.device)
-            logp_all = torch.log_softmax(logits, dim=-1)
-            logprobs = logp_all.gather(-1, targets.unsqueeze(-1)).squeeze(-1)
+            logprobs, logp_all = token_logprobs(logits, targets)
             behaviour = torch.zeros_like(logprobs)
             for row, it in enumerate(chunk):
                 positions = mask[row].nonzero().squeeze(-1)
@@ -227,8 +231,7 @@ class LearnerRank:
     @torch.no_grad()
     def _reference_logprobs(self, batch: dict, targets: torch.Tensor) -> torch.Tensor:
         """Log-probs of the sampled tokens under the frozen start model."""
-        logits = self.reference(**batch).logits[:, :-1].float()
-        return torch.log_softmax(logits, dim=-1).gather(-1, targets.unsqueeze(-1)).squeeze(-1)
+        return token_logprobs(self.reference(**batch).logits[:, :-1].float(), targets)[0]
 
     def _grad_norm(self) -> float | None:
         """The last optimizer step's global gradient norm; None when DeepSpeed did not compute a finite one."""
@@ -297,6 +300,12 @@ class LearnerRank:
         module = self.engine.module
         with gathered_parameters(module, self.cfg.learner.zero_stage):
             return float(sum(p.detach().double().abs().sum() for p in module.parameters()))
+
+    def process(self) -> dict:
+        """Where this rank runs: the driver names a hung rank by it."""
+        import ray  # noqa: PLC0415
+
+        return {"rank": self.rank, "pid": os.getpid(), "host": ray.util.get_node_ip_address()}
 
     def store_address(self) -> tuple[str, int]:
         """This node's address and a free TCP port on it, for the process group's store (rank 0 hosts it)."""

@@ -30,18 +30,25 @@ def resolve_backend(cfg: LearnerConfig, device: torch.device) -> str:
     return "nccl" if device.type == "cuda" else "gloo"
 
 
-def init_process_group(rank: int, world_size: int, master_addr: str, master_port: int, backend: str) -> None:
-    """Join the learner's torch.distributed group; rank 0's node hosts the TCP store."""
+def init_process_group(rank: int, world_size: int, rendezvous: str, backend: str) -> None:
+    """Join the learner's torch.distributed group at `rendezvous` (a torch init_method URL).
+
+    `file://...` (every rank on one node) opens no TCP store and keeps gloo's sockets on loopback,
+    so a local run listens on nothing beyond 127.0.0.1; `tcp://host:port` (ranks on several nodes)
+    has rank 0 host the store, which torch binds on all interfaces (the other nodes connect to it).
+    """
     import deepspeed  # noqa: PLC0415 - heavy; only learner processes import it
 
-    os.environ.update(
-        MASTER_ADDR=master_addr,
-        MASTER_PORT=str(master_port),
-        RANK=str(rank),
-        WORLD_SIZE=str(world_size),
-        LOCAL_RANK="0",
-    )
-    deepspeed.init_distributed(dist_backend=backend, auto_mpi_discovery=False)
+    os.environ.update(RANK=str(rank), WORLD_SIZE=str(world_size), LOCAL_RANK="0")
+    if rendezvous.startswith("file://") and backend == "gloo":
+        os.environ.setdefault("GLOO_SOCKET_IFNAME", "lo")
+    # On CPU DeepSpeed JIT-loads its shared-memory all-reduce op (used only by its inference
+    # all-reduce) behind torch's file lock in ~/.cache/torch_extensions; a rank killed while holding
+    # that lock makes every later learner on the node wait on it forever. Training collectives go
+    # through torch.distributed, so the op is switched off.
+    deepspeed.ops.__compatible_ops__["deepspeed_shm_comm"] = False
+    deepspeed.init_distributed(dist_backend=backend, auto_mpi_discovery=False, init_method=rendezvous, rank=rank,
+                               world_size=world_size)
 
 
 def deepspeed_config(cfg: LearnerConfig, spec: OptimSpec, world_size: int, bf16: bool) -> dict:

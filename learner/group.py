@@ -1,12 +1,17 @@
 """The learner as the driver sees it: N `LearnerRank` Ray actors in one placement group.
 
-Every method fans one call out to all ranks and waits; a rank that dies or raises becomes a
-`LearnerError` that names the rank and what it was doing, instead of a hang or a bare traceback.
+Every method fans one call out to all ranks and waits at most `learner.timeout_s` (`startup_timeout_s` at setup); a rank that
+dies, raises or hangs becomes a `LearnerError` that names the rank and what it was doing, instead
+of a hang or a bare traceback. Ranks are not restarted: a new process cannot rejoin the
+torch.distributed group, so recovery is a relaunch from the last checkpoint (`resume=auto`).
 """
 
 from __future__ import annotations
 
 import logging
+import secrets
+import tempfile
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -19,6 +24,16 @@ from learner.actor import LearnerRank, resolve_device
 from learner.engine import OptimSpec
 
 log = logging.getLogger("cosmo")
+
+
+def _process_state(pid: int) -> str | None:
+    """The kernel's state of a local process (running, sleeping, stopped, zombie...), None if unknown."""
+    try:
+        with open(f"/proc/{pid}/status", encoding="ascii") as f:
+            line = next(x for x in f if x.startswith("State:"))
+    except (OSError, StopIteration):
+        return None
+    return line.split("(", 1)[-1].rstrip(")\n") if "(" in line else None
 
 
 class LearnerError(RuntimeError):
@@ -47,6 +62,7 @@ class LearnerGroup:
                 f"(cluster resources: {ray.cluster_resources()}); lower learner.num_ranks or add nodes"
             )
         self.skipped_in_a_row = 0
+        self.processes: list[dict] = []  # each rank's pid and host, once it answers
         remote_cls = ray.remote(LearnerRank)
         self.ranks = [
             remote_cls.options(
@@ -56,35 +72,73 @@ class LearnerGroup:
             ).remote(i, n, cfg)
             for i in range(n)
         ]
+        self.processes = self._gather("start", [rank.process.remote() for rank in self.ranks],
+                                      timeout_key="startup_timeout_s")
 
-    def _all(self, what: str, method: str, per_rank_args: Sequence[tuple] | None = None, **kwargs: Any) -> list:
+    def _all(self, what: str, method: str, per_rank_args: Sequence[tuple] | None = None, *,
+             timeout_key: str = "timeout_s", **kwargs: Any) -> list:
         refs = [
             getattr(actor, method).remote(*(per_rank_args[i] if per_rank_args else ()), **kwargs)
             for i, actor in enumerate(self.ranks)
         ]
-        return self._gather(what, refs)
+        return self._gather(what, refs, timeout_key=timeout_key)
 
-    @staticmethod
-    def _gather(what: str, refs: list) -> list:
-        results = []
-        for i, ref in enumerate(refs):
+    def _gather(self, what: str, refs: list, ranks: Sequence[int] | None = None, *,
+                timeout_key: str = "timeout_s") -> list:
+        """Results in order; the first rank to die or raise ends the wait at once, and ranks that give
+        no answer within `learner.<timeout_key>` (a hung process, or its peers blocked in a collective
+        with it) end the run, named with their process and its state."""
+        ranks = list(ranks) if ranks is not None else list(range(len(refs)))
+        index = {ref: k for k, ref in enumerate(refs)}
+        results: list = [None] * len(refs)
+        waiting = list(refs)
+        timeout = getattr(self.cfg.learner, timeout_key)
+        deadline = time.monotonic() + timeout
+        while waiting:
+            done, waiting = ray.wait(waiting, num_returns=1, timeout=max(0.0, deadline - time.monotonic()))
+            if not done:
+                hung = [ranks[index[ref]] for ref in waiting]
+                raise LearnerError(f"learner ranks {hung} gave no answer within learner.{timeout_key}="
+                                   f"{timeout:g} s during {what}: {self._describe(hung)}")
+            k = index[done[0]]
             try:
-                results.append(ray.get(ref))
+                results[k] = ray.get(done[0])
             except ray.exceptions.RayActorError as exc:
-                raise LearnerError(f"learner rank {i} died during {what}: {exc}") from exc
+                raise LearnerError(f"learner rank {ranks[k]} died during {what}: {exc}") from exc
             except ray.exceptions.RayTaskError as exc:
-                raise LearnerError(f"learner rank {i} failed during {what}: {exc.cause!r}") from exc
+                raise LearnerError(f"learner rank {ranks[k]} failed during {what}: {exc.cause!r}") from exc
         return results
+
+    def _describe(self, ranks: list[int]) -> str:
+        """'rank 1: pid 4242 on 10.0.0.5 (stopped)': the state is read from /proc when the rank runs on
+        this host (stopped = SIGSTOP or a debugger; sleeping = waiting, e.g. in a collective)."""
+        parts = []
+        for r in ranks:
+            if r >= len(self.processes):  # hung before it reported its process
+                parts.append(f"rank {r}: process not known yet")
+                continue
+            proc = self.processes[r]
+            state = _process_state(proc["pid"]) if proc["host"] == ray.util.get_node_ip_address() else None
+            parts.append(f"rank {r}: pid {proc['pid']} on {proc['host']}" + (f" ({state})" if state else ""))
+        return "; ".join(parts)
 
     def setup(self, model_path: str, train_file: str, spec: OptimSpec, reference: str | None = None,
               train_state: str | None = None) -> list[dict]:
         """Load the model on every rank; `reference`: a frozen model for the KL penalty;
         `train_state`: restore optimizer, schedule, counters and RNG from a checkpoint (resume)."""
-        addr, port = self._gather("store address lookup", [self.ranks[0].store_address.remote()])[0]
         threads = self.cfg.learner.threads_per_rank or 1
-        return self._all("setup", "setup", None, master_addr=addr, master_port=port, model_path=model_path,
-                         train_file=train_file, spec=spec, threads=threads, reference=reference,
-                         train_state=train_state)
+        return self._all("setup", "setup", None, timeout_key="startup_timeout_s", rendezvous=self._rendezvous(),
+                         model_path=model_path, train_file=train_file, spec=spec, threads=threads,
+                         reference=reference, train_state=train_state)
+
+    def _rendezvous(self) -> str:
+        """Ranks on one node meet through a fresh file (no TCP listener at all); ranks on several
+        nodes through a TCP store on rank 0's node."""
+        if len({p["host"] for p in self.processes}) == 1:
+            return f"file://{tempfile.gettempdir()}/cosmo-learner-{secrets.token_hex(8)}"
+        addr, port = self._gather("store address lookup", [self.ranks[0].store_address.remote()], [0],
+                                  timeout_key="startup_timeout_s")[0]
+        return f"tcp://{addr}:{port}"
 
     def sft_step(self, indices: Sequence[int]) -> dict:
         """Split one global batch of sample indices evenly over the ranks and take one SFT step."""
@@ -126,15 +180,16 @@ class LearnerGroup:
         bytes) and their digest, to check every rollout actor against."""
         pairs = [actor.export_weights.options(num_returns=2).remote() for actor in self.ranks]
         blob_ref, digest_ref = pairs[0]
-        self._gather("a weight export", [d for _, d in pairs[1:]])  # the other ranks' part of ZeRO-3's gather
-        return blob_ref, self._gather("a weight export", [digest_ref])[0]
+        # every rank takes part in ZeRO-3's gather; rank 0's digest comes once its blob is made
+        return blob_ref, self._gather("a weight export", [digest_ref] + [d for _, d in pairs[1:]])[0]
 
     def save(self, out_dir: str, meta: dict, driver_state: dict) -> str:
         """A complete checkpoint in three phases: staging dir, every rank's files, manifest + rename."""
         what = f"checkpoint save to {out_dir}"
-        tmp = self._gather(what, [self.ranks[0].prepare_checkpoint.remote(out_dir)])[0]
+        tmp = self._gather(what, [self.ranks[0].prepare_checkpoint.remote(out_dir)], [0])[0]
         self._all(what, "save", None, tmp=tmp)
-        return self._gather(what, [self.ranks[0].finalize_checkpoint.remote(tmp, out_dir, meta, driver_state)])[0]
+        return self._gather(what, [self.ranks[0].finalize_checkpoint.remote(tmp, out_dir, meta, driver_state)],
+                            [0])[0]
 
     def state_digests(self) -> list[dict]:
         return self._all("a training-state digest", "state_digest")

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-import socket
+import contextlib
+import os
+import re
 from pathlib import Path
 
 import pytest
@@ -76,12 +78,6 @@ def test_two_rank_sft_loss_falls_ranks_agree_and_checkpoint_loads(ray_cluster, t
     assert vllm_ids == hf_ids
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _save(rank, out_dir: Path, step: int) -> str:
     tmp = rank.prepare_checkpoint(str(out_dir))
     rank.save(tmp)
@@ -100,7 +96,7 @@ def _optimizer_tensors(rank) -> dict:
 @pytest.mark.slow
 def test_checkpoint_reloads_to_the_same_logits(tiny_model, builtin_data, tmp_path):
     """Single rank in this process: the saved HF checkpoint reproduces the trained module's logits."""
-    if "COSMO_LOOPBACK" not in __import__("os").environ:
+    if "COSMO_LOOPBACK" not in os.environ:
         pytest.fail("torch.distributed tests must run through deploy/loopback.sh (as `make test` does)")
     import torch.distributed as dist
 
@@ -109,12 +105,9 @@ def test_checkpoint_reloads_to_the_same_logits(tiny_model, builtin_data, tmp_pat
 
     cfg = _cfg(tiny_model, builtin_data, tmp_path, "learner.num_ranks=1")
     spec = OptimSpec(lr=3e-3, total_steps=3, warmup_steps=0, min_lr_ratio=1.0, micro_batch_size=4, grad_accum=2)
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
     rank = LearnerRank(0, 1, cfg)
     try:
-        rank.setup("127.0.0.1", port, str(tiny_model), str(builtin_data["train"]), spec, threads=2)
+        rank.setup(f"file://{tmp_path}/store", str(tiny_model), str(builtin_data["train"]), spec, threads=2)
         for _ in range(3):
             rank.sft_step(list(range(8)))
         out_dir = tmp_path / "ckpt" / "step_3"
@@ -225,3 +218,59 @@ def test_non_finite_update_is_skipped_and_repeated_ones_stop_the_run(ray_cluster
         assert (a["weights"], a["optimizer"], a["masters"], a["lr"]) == (b["weights"], b["optimizer"], b["masters"],
                                                                          b["lr"])
     assert after_good[0]["weights"] != before[0]["weights"] and after_good[0]["lr"] != before[0]["lr"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("fault", ["SIGKILL", "SIGSTOP"])
+def test_dead_or_hung_learner_rank_ends_the_run_in_bounded_time_naming_it(ray_cluster, tiny_model, builtin_data,
+                                                                        tmp_path, fault):
+    import signal
+    import time
+
+    from learner.group import LearnerError, LearnerGroup
+
+    timeout = 10
+    cfg = _cfg(tiny_model, builtin_data, tmp_path, f"learner.timeout_s={timeout}")
+    spec = OptimSpec(lr=1e-3, total_steps=10, warmup_steps=0, min_lr_ratio=0.1, micro_batch_size=4, grad_accum=1)
+    group = LearnerGroup(cfg)
+    pid = group.processes[1]["pid"]
+    try:
+        group.setup(str(tiny_model), str(builtin_data["train"]), spec)
+        group.sft_step(list(range(8)))  # healthy first
+        os.kill(pid, getattr(signal, fault))  # rank 1 dies or freezes; rank 0 is left in the all-reduce
+        started = time.monotonic()
+        with pytest.raises(LearnerError) as caught:
+            group.sft_step(list(range(8, 16)))
+        took = time.monotonic() - started
+    finally:
+        group.shutdown()
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    message = str(caught.value)
+    print(f"{fault}: run ended after {took:.1f} s: {message[:300]}")
+    if fault == "SIGSTOP":  # only the deadline can tell: it names the frozen rank apart from its blocked peer
+        assert timeout <= took < timeout + 30
+        assert f"within learner.timeout_s={timeout} s during an SFT step" in message
+        assert f"rank 1: pid {pid} on 127.0.0.1 (stopped)" in message
+    else:  # a death is seen at once, by Ray (rank 1 died) or by gloo on its peer (rank 0 failed)
+        assert took < timeout
+        assert re.match(r"learner rank (1 died|0 failed) during an SFT step", message), message
+
+
+@pytest.mark.slow
+def test_a_stale_torch_extension_lock_does_not_wedge_the_learner_start(tmp_path):
+    """A rank killed while holding torch's JIT-build lock leaves `lock` behind; later learners on the
+    node must still start (torch itself would wait on that file forever)."""
+    import subprocess
+    import sys
+
+    lock = tmp_path / "py311_cpu" / "deepspeed_shm_comm" / "lock"
+    lock.parent.mkdir(parents=True)
+    lock.touch()
+    script = ("from learner.engine import init_process_group; import torch.distributed as d; "
+              f"init_process_group(0, 1, 'file://{tmp_path}/store', 'gloo'); print('joined', d.get_world_size())")
+    env = {**os.environ, "TORCH_EXTENSIONS_DIR": str(tmp_path)}
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, env=env,
+                          cwd=ROOT)
+    assert proc.returncode == 0 and "joined 1" in proc.stdout, proc.stderr[-2000:]
+    assert lock.exists()  # untouched: nothing tried to take it

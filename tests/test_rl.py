@@ -37,9 +37,48 @@ def _run(cfg, model, builtin_data, train_file: Path | None = None, resume=None) 
     return [json.loads(line) for line in (tracker.dir / "metrics.jsonl").read_text().splitlines()]
 
 
+def _listening() -> list[tuple[str, int, str]]:
+    """Every listening TCP/UDP socket on the machine: (address, port, process name)."""
+    import socket
+
+    import psutil
+
+    out = []
+    for c in psutil.net_connections(kind="inet"):
+        if c.status == psutil.CONN_LISTEN or (c.type == socket.SOCK_DGRAM and not c.raddr):
+            try:
+                name = psutil.Process(c.pid).name() if c.pid else "?"
+            except psutil.Error:
+                name = "?"
+            out.append((c.laddr.ip, c.laddr.port, name))
+    return out
+
+
+def _loopback(ip: str) -> bool:
+    import ipaddress
+
+    addr = ipaddress.ip_address(ip)
+    return addr.is_loopback or (addr.version == 6 and addr.ipv4_mapped is not None and addr.ipv4_mapped.is_loopback)
+
+
 @pytest.mark.slow
-def test_rl_steps_sync_weights_match_logprobs_and_advance_versions(ray_cluster, tiny_model, builtin_data, tmp_path):
+def test_rl_steps_sync_weights_match_logprobs_and_advance_versions(ray_cluster, tiny_model, builtin_data, tmp_path,
+                                                                   monkeypatch):
+    from actors.group import RolloutGroup
+
+    original, seen = RolloutGroup.submit, []
+
+    def submit_and_list_sockets(self, indices, n):
+        if not seen:  # the first rollout: Ray, the learner's process group, engines and reward workers are up
+            seen.extend(_listening())
+        return original(self, indices, n)
+
+    monkeypatch.setattr(RolloutGroup, "submit", submit_and_list_sockets)
     records = _run(_cfg(tiny_model, builtin_data, tmp_path, "rl"), tiny_model, builtin_data)
+    # every listener the run started (Ray, torch.distributed's store and gloo, the actors) is on loopback
+    assert len(seen) >= 10, seen
+    assert [s for s in seen if not _loopback(s[0])] == []
+    print(f"{len(seen)} listening sockets, all on loopback: {sorted({s[2] for s in seen})}")
     steps = [r for r in records if r["stage"] == "rl"]
     assert [r["step"] for r in steps] == [1, 2, 3]
     # every engine loaded exactly the learner's bytes after each broadcast
@@ -57,29 +96,74 @@ def test_rl_steps_sync_weights_match_logprobs_and_advance_versions(ray_cluster, 
     assert all(s["prompt"] in {r.prompt for r in rows.values()} and set(s["rewards"]) >= {"format"} for s in samples)
 
 
+def _ledger(run_dir: Path) -> list[dict]:
+    return [json.loads(line) for line in (run_dir / "ledger.jsonl").read_text().splitlines()]
+
+
+@pytest.fixture(scope="module")
+def clean_ledger(ray_cluster, tiny_model, builtin_data, tmp_path_factory) -> tuple[list[dict], list[dict]]:
+    """A fault-free run of the fault tests' configuration: its metrics and its ledger."""
+    out = tmp_path_factory.mktemp("clean")
+    records = _run(_cfg(tiny_model, builtin_data, out, "clean"), tiny_model, builtin_data)
+    return records, _ledger(out / "clean")
+
+
 @pytest.mark.slow
-def test_killed_rollout_actor_is_restarted_and_its_share_retried(ray_cluster, tiny_model, builtin_data, tmp_path,
-                                                                  monkeypatch):
+@pytest.mark.parametrize("fault", ["SIGKILL", "SIGSTOP"])
+def test_rollout_actor_that_dies_or_hangs_is_restarted_and_no_sample_is_lost_or_repeated(
+        ray_cluster, tiny_model, builtin_data, tmp_path, monkeypatch, clean_ledger, fault):
+    import contextlib
+    import os
+    import signal
+    import time
+    from collections import Counter
+
     from actors.group import RolloutGroup
 
     original = RolloutGroup.submit
     calls = {"n": 0}
+    hit: dict = {}
 
-    def submit_with_a_kill(self, indices, n):
+    def submit_with_a_fault(self, indices, n):
         calls["n"] += 1
-        if calls["n"] == 2:  # step 2: actor 0 dies just before its share is sampled
-            ray.kill(self.actors[0], no_restart=False)
+        if calls["n"] == 2:  # step 2: actor 0's process dies or freezes just before its share is sampled
+            hit["pid"] = ray.get(self.actors[0].info.remote())["pid"]
+            os.kill(hit["pid"], getattr(signal, fault))
+            hit["at"] = time.time()
         return original(self, indices, n)
 
-    monkeypatch.setattr(RolloutGroup, "submit", submit_with_a_kill)
-    records = _run(_cfg(tiny_model, builtin_data, tmp_path, "kill"), tiny_model, builtin_data)
+    monkeypatch.setattr(RolloutGroup, "submit", submit_with_a_fault)
+    timeout = 15
+    cfg = _cfg(tiny_model, builtin_data, tmp_path, "fault", f"rollout.timeout_s={timeout}")
+    try:
+        records = _run(cfg, tiny_model, builtin_data)
+    finally:
+        if fault == "SIGSTOP":  # never leave a frozen process behind, whatever happened
+            with contextlib.suppress(ProcessLookupError, KeyError):
+                os.kill(hit["pid"], signal.SIGKILL)
     steps = [r for r in records if r["stage"] == "rl"]
     events = [r for r in records if r["stage"] == "event"]
     assert [r["step"] for r in steps] == [1, 2, 3]
-    assert all(r["rollout/trajectories"] == 16 for r in steps)  # no row lost, none sampled twice
     assert [e["step"] for e in events] == [2] and "rollout actor 0 restarted" in events[0]["event"]
     assert events[0]["version"] == 1 and events[0]["rows_retried"] == 2
+    assert ("hung" in events[0]["why"]) == (fault == "SIGSTOP")
+    # fault -> share redone: a hang is noticed at rollout.timeout_s after submission, then restarted
+    took = events[0]["time"] - hit["at"]
+    print(f"{fault}: recovered {took:.1f} s after the fault (restart {events[0]['recovery_s']} s)")
+    assert (timeout if fault == "SIGSTOP" else 0) <= took < (timeout if fault == "SIGSTOP" else 0) + 120
     assert all(r["sync/digest_match"] == 1.0 for r in steps)  # the restarted engine got the current weights
+    # the ledger: the same trajectories' rows as the clean run, step by step, each prompt once
+    clean_records, clean = clean_ledger
+    ledger = _ledger(tmp_path / "fault")
+    assert [(r["stage"], r["step"]) for r in ledger] == [("rl", 1), ("rl", 2), ("rl", 3)]
+    assert [Counter(r["sample_ids"]) for r in ledger] == [Counter(r["sample_ids"]) for r in clean]
+    ids = [i for r in ledger for i in r["sample_ids"]]
+    assert len(ids) == 3 * 16 and all(n == 4 for n in Counter(ids).values())  # 12 prompts x 4 samples, once
+    assert all(not r["excluded"] and not r["skipped"] for r in ledger)
+    # requests are seeded by (seed, version, row): the redone share samples the very same responses
+    keys = ("reward/mean", "response/length_mean", "train/loss")
+    clean_steps = [r for r in clean_records if r["stage"] == "rl"]
+    assert [[r[k] for k in keys] for r in steps] == [[r[k] for k in keys] for r in clean_steps]
 
 
 @pytest.mark.slow
@@ -153,14 +237,21 @@ def _sha(path: Path) -> str:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("mode", ["sync", "async"])
+@pytest.mark.parametrize(("mode", "where"), [("sync", "mid-epoch"), ("async", "mid-epoch"),
+                                             ("async", "epoch-boundary")])
 def test_rl_resumed_after_a_crash_ends_bit_identical_to_an_uninterrupted_run(ray_cluster, sft_model, builtin_data,
-                                                                            tmp_path, monkeypatch, mode):
+                                                                            tmp_path, monkeypatch, mode, where):
     import cosmo.rl_loop as loop
+    from cosmo.data import write_jsonl
     from cosmo.steps import find_resume_point
 
+    train_file = None
+    if where == "epoch-boundary":  # 8 rows, 4 prompts a step: the crash after step 2 ends epoch 0 exactly;
+        # in async mode step 3's batch, the first of epoch 1, was already sampled when it crashed
+        rows = [r for r in load_jsonl(builtin_data["train"]) if r.task == "instruction"]
+        train_file = write_jsonl(rows, tmp_path / "eight-rows.jsonl")
     common = ("rl.steps=4", "checkpoint.every_steps=2", "checkpoint.keep_last=3", "rl.lr=5e-4", f"rl.mode={mode}")
-    clean = _run(_cfg(sft_model, builtin_data, tmp_path, "clean", *common), sft_model, builtin_data)
+    clean = _run(_cfg(sft_model, builtin_data, tmp_path, "clean", *common), sft_model, builtin_data, train_file)
 
     real_save = loop.save_if_due
 
@@ -172,12 +263,12 @@ def test_rl_resumed_after_a_crash_ends_bit_identical_to_an_uninterrupted_run(ray
 
     monkeypatch.setattr(loop, "save_if_due", crash_after_step_2)
     with pytest.raises(RuntimeError, match="injected crash"):
-        _run(_cfg(sft_model, builtin_data, tmp_path, "crashed", *common), sft_model, builtin_data)
+        _run(_cfg(sft_model, builtin_data, tmp_path, "crashed", *common), sft_model, builtin_data, train_file)
     monkeypatch.setattr(loop, "save_if_due", real_save)
     cfg = _cfg(sft_model, builtin_data, tmp_path, "crashed", *common, "resume=auto")
     point = find_resume_point(cfg, tmp_path / "crashed")
     assert point is not None and (point.stage, point.step) == ("rl", 2)
-    resumed = _run(cfg, sft_model, builtin_data, resume=point)
+    resumed = _run(cfg, sft_model, builtin_data, train_file, resume=point)
 
     # the same steps, each once, with the same data, samples, losses and updates
     keys = ("reward/mean", "response/length_mean", "train/loss", "train/grad_norm", "train/logprob_gap",
@@ -186,6 +277,16 @@ def test_rl_resumed_after_a_crash_ends_bit_identical_to_an_uninterrupted_run(ray
     resumed_steps = [r for r in resumed if r["stage"] == "rl"]
     assert [r["step"] for r in resumed_steps] == [1, 2, 3, 4]
     assert [[r[k] for k in keys] for r in resumed_steps] == [[r[k] for k in keys] for r in clean_steps]
+    # the ledger: each step's rows once, the same as the uninterrupted run (the records the crashed
+    # attempt wrote after its checkpoint were rewound)
+    clean_ledger, resumed_ledger = _ledger(tmp_path / "clean"), _ledger(tmp_path / "crashed")
+    assert [r["step"] for r in resumed_ledger] == [1, 2, 3, 4]
+    assert [r["sample_ids"] for r in resumed_ledger] == [r["sample_ids"] for r in clean_ledger]
+    if where == "epoch-boundary":  # steps 1-2 are epoch 0, steps 3-4 epoch 1: each row 4 times in each
+        names = {r.id for r in rows}
+        for epoch in (resumed_ledger[:2], resumed_ledger[2:]):
+            ids = [i for r in epoch for i in r["sample_ids"]]
+            assert set(ids) == names and all(ids.count(i) == 4 for i in names)
     # final weights and every rank's optimizer state, schedule and RNG: byte for byte
     a, b = tmp_path / "clean" / "checkpoints" / "rl" / "step_4", tmp_path / "crashed" / "checkpoints" / "rl" / "step_4"
     for name in ("model.safetensors", "train_state/rank_0.safetensors", "train_state/rank_1.safetensors",
