@@ -9,7 +9,10 @@ actor that does not come back within rollout.restart_timeout_s, stops the run wi
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
+import signal
 import time
 from dataclasses import dataclass
 
@@ -139,7 +142,7 @@ class RolloutGroup:
         log.warning("[rollout] actor %d %s while %s; restarting it", i, why, what)
         actor = self.actors[i]
         if hung:
-            ray.kill(actor, no_restart=False)
+            self._kill_hung(i)
         self._wait_restarted(i, what)
         loaded = None
         if self.weights_ref is not None:
@@ -152,6 +155,17 @@ class RolloutGroup:
                     event["recovery_s"])
         return loaded
 
+    def _kill_hung(self, i: int) -> None:
+        """End a hung actor's process so that Ray restarts it. On this node: SIGKILL to its pid (seen
+        with Ray 2.60: after `ray.kill` a SIGSTOPped actor could stay frozen, the run then waiting
+        out rollout.restart_timeout_s); on another node: `ray.kill`."""
+        proc = self.info[i]
+        if proc["host"] == ray.util.get_node_ip_address():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(proc["pid"], signal.SIGKILL)
+        else:
+            ray.kill(self.actors[i], no_restart=False)
+
     def _wait_restarted(self, i: int, what: str) -> None:
         """Poll until Ray has restarted actor i and its engine answers; past rollout.restart_timeout_s,
         or when Ray has given up on it (rollout.max_restarts used), the run stops."""
@@ -159,7 +173,7 @@ class RolloutGroup:
         while True:
             remaining = deadline - time.monotonic()
             try:
-                ray.get(self.actors[i].info.remote(), timeout=max(1.0, min(remaining, 30.0)))
+                self.info[i] = ray.get(self.actors[i].info.remote(), timeout=max(1.0, min(remaining, 30.0)))
                 return
             except (ray.exceptions.ActorUnavailableError, ray.exceptions.GetTimeoutError) as exc:
                 if remaining <= 0:

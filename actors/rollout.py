@@ -72,7 +72,10 @@ class RolloutWorker:
         self.start_s = time.perf_counter() - started
 
     def info(self) -> dict:
-        return {"index": self.index, "version": self.version, "start_s": round(self.start_s, 2), "pid": os.getpid()}
+        import ray  # noqa: PLC0415
+
+        return {"index": self.index, "version": self.version, "start_s": round(self.start_s, 2), "pid": os.getpid(),
+                "host": ray.util.get_node_ip_address()}
 
     def generate(self, indices: list[int], n: int, version: int) -> list[Trajectory]:
         """`n` sampled responses per row; raises if the engine's weights are not at `version`."""

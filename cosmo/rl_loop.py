@@ -142,8 +142,12 @@ def run_rl(cfg: CosmoConfig, tracker: RunTracker, model_path: str, train_file: s
                  cfg.reward.num_workers, time.perf_counter() - started, a.name, rl.mode, rl.prompts_per_step,
                  a.group_size, ", dynamic sampling" if rl.dynamic_sampling else "")
         maker = BatchMaker(cfg, sampler, rollout, rewards)
+        every_eval = cfg.eval.every_steps if eval_file else 0
         if resume is not None:
             log.info("[rl] resumed after step %d from %s", resume.step, resume.path)
+            if every_eval and resume.step % every_eval == 0:  # the earlier launch may have died before it
+                evaluate_once(cfg, tracker, f"rl_step_{resume.step}", str(resume.path), eval_file, resume.step,
+                              series="rl", during_training=True)
         progress = Progress("rl", rl.steps, cfg.logging.log_every, first=first)
         overlap = rl.mode == "async"
         last = time.perf_counter()
@@ -199,7 +203,7 @@ def run_rl(cfg: CosmoConfig, tracker: RunTracker, model_path: str, train_file: s
 
             saved = save_if_due(cfg, learner, checkpoints, "rl", step, rl.steps, state)
             path = saved or path
-            if saved and eval_file and cfg.eval.every_steps and step % cfg.eval.every_steps == 0 and step < rl.steps:
+            if saved and every_eval and step % every_eval == 0 and step < rl.steps:
                 # the checkpoint just written, in a Ray task, while the loop waits
                 evaluate_once(cfg, tracker, f"rl_step_{step}", saved, eval_file, step, series="rl",
                               during_training=True)

@@ -139,8 +139,11 @@ class RunTracker:
         self._wandb.log({f"{stage}/samples": table, f"{stage}/step": step})
 
     def write_eval(self, label: str, report: dict) -> Path:
+        """Written whole or not at all (temporary file, then rename): a relaunch reuses what it finds."""
         path = self.dir / "eval" / f"{label}.json"
-        path.write_text(json.dumps(report, indent=2))
+        tmp = path.with_suffix(".json.tmp")
+        tmp.write_text(json.dumps(report, indent=2))
+        tmp.replace(path)
         return path
 
     def close(self) -> None:

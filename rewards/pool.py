@@ -4,8 +4,9 @@ Each worker builds its objectives from `reward` config once (model objectives lo
 so `reward.startup_timeout_s` covers loading and `reward.timeout_s` covers scoring only). A trajectory
 whose scoring fails (an objective errs, e.g. an unparseable judge verdict) comes back with `error` set
 and is excluded from the update, never scored 0; the pool logs an event naming how many failed and
-the first error. A worker that raises marks its share as failed; a worker that dies or exceeds
-`reward.timeout_s` is killed, replaced, and its share retried once on the new worker. Every failure is
+the first error. A worker that raises marks its share as failed; a worker that dies, exceeds
+`reward.timeout_s`, or answers for other trajectories than it was sent (checked by sample index,
+policy version and response) is killed, replaced, and its share retried once on the new worker. Every failure is
 returned as an event for the run's log.
 """
 
@@ -89,6 +90,19 @@ class RewardWorker:
         return scored
 
 
+def share_mismatch(share: list[Trajectory], answer: list[Scored]) -> str | None:
+    """What is wrong when a worker's answer is not one Scored per trajectory of its share, in order
+    (same sample index, version and response); None when it is."""
+    if len(answer) != len(share):
+        return f"{len(answer)} results for {len(share)} trajectories"
+    for k, (t, s) in enumerate(zip(share, answer, strict=True)):
+        got = s.trajectory
+        if (got.sample_index, got.version, got.response_ids) != (t.sample_index, t.version, t.response_ids):
+            return (f"result {k} is for sample {got.sample_index} (version {got.version}), expected sample "
+                    f"{t.sample_index} (version {t.version})")
+    return None
+
+
 class RewardPool:
     """`reward.num_workers` workers of class `worker` (a RewardWorker or a subclass with other objectives)."""
 
@@ -150,11 +164,18 @@ class RewardPool:
             ref = ready[0]
             i = pending.pop(ref)
             try:
-                results[i] = ray.get(ref)
-                self._note_failures(results[i])
+                answer = ray.get(ref)
             except ray.exceptions.RayError as exc:
                 self._replace(i, "died", str(exc).splitlines()[0])
                 self._retry_or_fail(i, shares, results, pending, retried, "worker died")
+                continue
+            mismatch = share_mismatch(shares[i], answer)
+            if mismatch:  # never file a score under another trajectory
+                self._replace(i, "answered for other trajectories", mismatch)
+                self._retry_or_fail(i, shares, results, pending, retried, "wrong trajectories")
+                continue
+            results[i] = answer
+            self._note_failures(answer)
         # share i holds trajectories i, i + n, i + 2n, ...: put the results back in input order
         ordered: list[Scored] = [None] * len(trajectories)  # type: ignore[list-item]
         for i, share in enumerate(results):

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 from collections import Counter
 from pathlib import Path
 
@@ -48,9 +51,32 @@ def test_cosmo_train_end_to_end_writes_the_run_directory(tiny_model, builtin_dat
            "eval.max_rows_per_task=2", "eval.max_new_tokens=8"]
     canary = "canary-7f3c9a-do-not-log"  # a secret in the environment must not reach any output
     env = {**os.environ, "WANDB_API_KEY": canary, "HF_TOKEN": canary}
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600, cwd=tmp_path, env=env)
-    assert proc.returncode == 0, proc.stderr[-4000:]
+    import psutil
+
     run = runs / "e2e"
+    # launch 1 is killed like a lost pod (SIGKILL to the driver and every process it started) as soon
+    # as the RL checkpoint of step 2 is complete, while the periodic evaluation of it runs
+    first = subprocess.Popen([*cmd, "resume=auto"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                             cwd=tmp_path, env=env, start_new_session=True)
+    marker = run / "checkpoints" / "rl" / "step_2" / "cosmo_checkpoint.json"
+    deadline = time.monotonic() + 600
+    while not marker.is_file() and first.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert marker.is_file(), first.communicate()[0][-4000:] if first.poll() is not None else "no RL checkpoint"
+    tree = psutil.Process(first.pid).children(recursive=True)
+    os.killpg(first.pid, signal.SIGKILL)
+    for child in tree:  # Ray may start some of its processes in sessions of their own
+        with contextlib.suppress(psutil.Error):
+            child.kill()
+    killed_output = first.communicate()[0]
+    assert first.returncode == -signal.SIGKILL and canary not in killed_output
+    # the same command again (a RayJob retry) continues from rl/step_2 and ends as a clean run ends
+    proc = subprocess.run([*cmd, "resume=auto"], capture_output=True, text=True, timeout=600, cwd=tmp_path,
+                          env=env)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    assert f"resuming from {run / 'checkpoints' / 'rl' / 'step_2'} (rl step 2)" in proc.stderr
+    assert [line for line in proc.stderr.splitlines() if "[sft] step" in line] == []
+    assert "[rl] step 2/4" not in proc.stderr and "[rl] step 4/4" in proc.stderr  # progress every 2 steps
     assert canary not in proc.stdout + proc.stderr
     leaked = [p for p in run.rglob("*") if p.is_file() and canary.encode() in p.read_bytes()]
     assert not leaked, f"the secret was written to {leaked}"
@@ -74,7 +100,12 @@ def test_cosmo_train_end_to_end_writes_the_run_directory(tiny_model, builtin_dat
     assert list((run / "wandb").glob("offline-run-*")), "wandb offline files are missing"
     # RL steps restart at 1 after SFT: each stage has its own wandb step axis, so none is dropped
     assert "monotonically increasing" not in proc.stderr
-    assert "[sft] step 4/4" in proc.stderr and "[rl] step 4/4" in proc.stderr and "ETA" in proc.stderr
+    assert "[sft] step 4/4" in killed_output and "[rl] step 4/4" in proc.stderr and "ETA" in proc.stderr
+    # the ledger: each SFT and RL step's rows logged once across both launches (RL steps 3-4 only by the second)
+    ledger = [json.loads(line) for line in (run / "ledger.jsonl").read_text().splitlines()]
+    assert [(r["stage"], r["step"]) for r in ledger] == [("sft", s) for s in range(1, 5)] + [
+        ("rl", s) for s in range(1, 5)]
+    assert all(len(r["sample_ids"]) == 8 for r in ledger)  # SFT batch 8; RL 2 prompts x 4 samples
     assert "final model: " + str(run / "checkpoints" / "rl" / "step_4") in proc.stderr
     # relaunching the finished run (as a RayJob retry would) with resume=auto does no step twice:
     # every stage is complete, every evaluation is reused, the same table is printed

@@ -7,7 +7,7 @@ import math
 import pytest
 
 from cosmo.algorithms.batch import prepare_rl_batch
-from cosmo.data import Sample
+from cosmo.data import Sample, load_jsonl
 from cosmo.trajectory import Scored, Trajectory
 from rewards.combine import combined_reward, objective_scores
 
@@ -220,12 +220,13 @@ def _pool_and_trajectories(tmp_path, builtin_data, how: str):
     from rewards.pool import RewardPool, RewardWorker
 
     class FaultyWorker(RewardWorker):
-        """Hangs or kills its process on the first share holding trajectory 0 (worker 0's), once
+        """Hangs, freezes or kills its process on the first share holding trajectory 0 (worker 0's), once
         per test (marker file); how="always": every call hangs. Defined here so that Ray ships the
         class by value (the test module is not importable in a worker)."""
 
         def score(self, trajectories):
             import os
+            import signal
             import time
             from pathlib import Path
 
@@ -235,6 +236,10 @@ def _pool_and_trajectories(tmp_path, builtin_data, how: str):
                 Path(marker).touch()
                 if how == "die":
                     os._exit(1)
+                if how == "stop":  # the process freezes (SIGSTOP), as under a debugger or a stuck node
+                    os.kill(os.getpid(), signal.SIGSTOP)
+                if how == "wrong":  # a buggy worker: scores, but for its share in another order
+                    return super().score(trajectories[::-1])
                 time.sleep(600)
             return super().score(trajectories)
 
@@ -247,7 +252,7 @@ def _pool_and_trajectories(tmp_path, builtin_data, how: str):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("how", ["hang", "die"])
+@pytest.mark.parametrize("how", ["hang", "stop", "die", "wrong"])
 def test_reward_worker_that_hangs_or_dies_is_replaced_and_its_share_rescored(ray_cluster, builtin_data, tmp_path,
                                                                              how):
     pool, trajectories, rows = _pool_and_trajectories(tmp_path, builtin_data, how)
@@ -262,7 +267,8 @@ def test_reward_worker_that_hangs_or_dies_is_replaced_and_its_share_rescored(ray
         assert s.error is None and s.task == row.task
         assert s.rewards == objective_scores(row, s.trajectory.text)
     assert len(pool.events) == 1
-    assert pool.events[0]["event"] == f"reward worker 0 {'timed out' if how == 'hang' else 'died'}; replaced"
+    what = {"die": "died", "wrong": "answered for other trajectories"}.get(how, "timed out")
+    assert pool.events[0]["event"] == f"reward worker 0 {what}; replaced"
 
 
 @pytest.mark.slow
@@ -311,3 +317,18 @@ def test_adversarial_responses(row, text, expected_scores, expected_total):
     scores = objective_scores(row, text)
     assert scores == expected_scores
     assert combined_reward(row, scores, format_weight=0.5) == pytest.approx(expected_total)
+
+
+def test_a_share_answered_for_other_trajectories_is_caught(builtin_data):
+    from rewards.pool import share_mismatch
+
+    rows = load_jsonl(builtin_data["train"])
+    share = [Trajectory(i, rows[i].id, [1], [2, 3 + i], [-0.1, -0.2], "x", "stop", 0) for i in range(3)]
+    right = [Scored(t, "safety", {}, 0.0) for t in share]
+    assert share_mismatch(share, right) is None
+    assert share_mismatch(share, right[:2]) == "2 results for 3 trajectories"
+    assert share_mismatch(share, right[::-1]) == "result 0 is for sample 2 (version 0), expected sample 0 (version 0)"
+    stale = Trajectory(1, rows[1].id, [1], [2, 4], [-0.1, -0.2], "x", "stop", 1)  # same row, another version
+    assert "expected sample 1 (version 0)" in share_mismatch(share, [right[0], Scored(stale, "safety"), right[2]])
+    other = Trajectory(1, rows[1].id, [1], [9, 9], [-0.1, -0.2], "y", "stop", 0)  # same row, another response
+    assert share_mismatch(share, [right[0], Scored(other, "safety"), right[2]]) is not None

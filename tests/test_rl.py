@@ -109,9 +109,10 @@ def clean_ledger(ray_cluster, tiny_model, builtin_data, tmp_path_factory) -> tup
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("fault", ["SIGKILL", "SIGSTOP"])
+@pytest.mark.parametrize(("fault", "during"), [("SIGKILL", "generate"), ("SIGSTOP", "generate"),
+                                               ("SIGSTOP", "update_weights")])
 def test_rollout_actor_that_dies_or_hangs_is_restarted_and_no_sample_is_lost_or_repeated(
-        ray_cluster, tiny_model, builtin_data, tmp_path, monkeypatch, clean_ledger, fault):
+        ray_cluster, tiny_model, builtin_data, tmp_path, monkeypatch, clean_ledger, fault, during):
     import contextlib
     import os
     import signal
@@ -120,19 +121,22 @@ def test_rollout_actor_that_dies_or_hangs_is_restarted_and_no_sample_is_lost_or_
 
     from actors.group import RolloutGroup
 
-    original = RolloutGroup.submit
+    # generate: actor 0's process dies or freezes just before it samples its share of step 2;
+    # update_weights: it freezes just before it loads the weights of update 1 (after step 1)
+    method = "submit" if during == "generate" else "update_weights"
+    original = getattr(RolloutGroup, method)
     calls = {"n": 0}
     hit: dict = {}
 
-    def submit_with_a_fault(self, indices, n):
+    def with_a_fault(self, *args, **kwargs):
         calls["n"] += 1
-        if calls["n"] == 2:  # step 2: actor 0's process dies or freezes just before its share is sampled
+        if calls["n"] == (2 if during == "generate" else 1):
             hit["pid"] = ray.get(self.actors[0].info.remote())["pid"]
             os.kill(hit["pid"], getattr(signal, fault))
             hit["at"] = time.time()
-        return original(self, indices, n)
+        return original(self, *args, **kwargs)
 
-    monkeypatch.setattr(RolloutGroup, "submit", submit_with_a_fault)
+    monkeypatch.setattr(RolloutGroup, method, with_a_fault)
     timeout = 15
     cfg = _cfg(tiny_model, builtin_data, tmp_path, "fault", f"rollout.timeout_s={timeout}")
     try:
@@ -144,12 +148,13 @@ def test_rollout_actor_that_dies_or_hangs_is_restarted_and_no_sample_is_lost_or_
     steps = [r for r in records if r["stage"] == "rl"]
     events = [r for r in records if r["stage"] == "event"]
     assert [r["step"] for r in steps] == [1, 2, 3]
-    assert [e["step"] for e in events] == [2] and "rollout actor 0 restarted" in events[0]["event"]
-    assert events[0]["version"] == 1 and events[0]["rows_retried"] == 2
+    assert [e["step"] for e in events] == [2 if during == "generate" else 1]
+    assert "rollout actor 0 restarted" in events[0]["event"] and events[0]["version"] == 1
+    assert events[0].get("rows_retried") == (2 if during == "generate" else None)
     assert ("hung" in events[0]["why"]) == (fault == "SIGSTOP")
-    # fault -> share redone: a hang is noticed at rollout.timeout_s after submission, then restarted
+    # fault -> actor back with the current weights: a hang is noticed rollout.timeout_s after the call
     took = events[0]["time"] - hit["at"]
-    print(f"{fault}: recovered {took:.1f} s after the fault (restart {events[0]['recovery_s']} s)")
+    print(f"{fault} during {during}: recovered {took:.1f} s after the fault (restart {events[0]['recovery_s']} s)")
     assert (timeout if fault == "SIGSTOP" else 0) <= took < (timeout if fault == "SIGSTOP" else 0) + 120
     assert all(r["sync/digest_match"] == 1.0 for r in steps)  # the restarted engine got the current weights
     # the ledger: the same trajectories' rows as the clean run, step by step, each prompt once
@@ -289,6 +294,9 @@ def test_rl_resumed_after_a_crash_ends_bit_identical_to_an_uninterrupted_run(ray
             assert set(ids) == names and all(ids.count(i) == 4 for i in names)
     # final weights and every rank's optimizer state, schedule and RNG: byte for byte
     a, b = tmp_path / "clean" / "checkpoints" / "rl" / "step_4", tmp_path / "crashed" / "checkpoints" / "rl" / "step_4"
+    compared = 0
     for name in ("model.safetensors", "train_state/rank_0.safetensors", "train_state/rank_1.safetensors",
                  "train_state/rank_0.json", "train_state/rank_1.json"):
         assert _sha(a / name) == _sha(b / name), name
+        compared += (b / name).stat().st_size
+    print(f"{mode} {where}: {compared} bytes equal, {sum(len(r['sample_ids']) for r in resumed_ledger)} ledger ids")
