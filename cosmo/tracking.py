@@ -52,6 +52,9 @@ class RunTracker:
             if not path.is_file():
                 continue
             lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
+            if lines and not lines[-1].endswith("\n"):  # the killed launch died writing this line
+                log.warning("resume: dropping the unfinished last line of %s", path)
+                lines = lines[:-1]
             keep = 0
             for i, line in enumerate(lines):
                 record = json.loads(line)

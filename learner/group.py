@@ -1,9 +1,10 @@
 """The learner as the driver sees it: N `LearnerRank` Ray actors in one placement group.
 
-Every method fans one call out to all ranks and waits at most `learner.timeout_s` (`startup_timeout_s` at setup); a rank that
-dies, raises or hangs becomes a `LearnerError` that names the rank and what it was doing, instead
-of a hang or a bare traceback. Ranks are not restarted: a new process cannot rejoin the
-torch.distributed group, so recovery is a relaunch from the last checkpoint (`resume=auto`).
+Every method fans one call out to all ranks and waits at most `learner.timeout_s` (at setup
+`learner.startup_timeout_s`); a rank that dies, raises or hangs becomes a `LearnerError` that names
+the rank and what it was doing, instead of a hang or a bare traceback. Ranks are not restarted:
+a new process cannot rejoin the torch.distributed group, so recovery is a relaunch from the last
+checkpoint (`resume=auto`).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import secrets
 import tempfile
 import time
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import ray
@@ -63,6 +65,7 @@ class LearnerGroup:
             )
         self.skipped_in_a_row = 0
         self.processes: list[dict] = []  # each rank's pid and host, once it answers
+        self.store_file: Path | None = None  # the file rendezvous of ranks on one node
         remote_cls = ray.remote(LearnerRank)
         self.ranks = [
             remote_cls.options(
@@ -135,7 +138,8 @@ class LearnerGroup:
         """Ranks on one node meet through a fresh file (no TCP listener at all); ranks on several
         nodes through a TCP store on rank 0's node."""
         if len({p["host"] for p in self.processes}) == 1:
-            return f"file://{tempfile.gettempdir()}/cosmo-learner-{secrets.token_hex(8)}"
+            self.store_file = Path(tempfile.gettempdir()) / f"cosmo-learner-{secrets.token_hex(8)}"
+            return f"file://{self.store_file}"
         addr, port = self._gather("store address lookup", [self.ranks[0].store_address.remote()], [0],
                                   timeout_key="startup_timeout_s")[0]
         return f"tcp://{addr}:{port}"
@@ -201,3 +205,5 @@ class LearnerGroup:
         for actor in self.ranks:
             ray.kill(actor)
         remove_placement_group(self.pg)
+        if self.store_file is not None:  # torch removes it only when every rank closes the store
+            self.store_file.unlink(missing_ok=True)

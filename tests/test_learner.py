@@ -248,6 +248,8 @@ def test_dead_or_hung_learner_rank_ends_the_run_in_bounded_time_naming_it(ray_cl
             os.kill(pid, signal.SIGKILL)
     message = str(caught.value)
     print(f"{fault}: run ended after {took:.1f} s: {message[:300]}")
+    # the ranks met through a file (no TCP store listening); shutting down removes it
+    assert group.store_file is not None and not group.store_file.exists()
     if fault == "SIGSTOP":  # only the deadline can tell: it names the frozen rank apart from its blocked peer
         assert timeout <= took < timeout + 30
         assert f"within learner.timeout_s={timeout} s during an SFT step" in message

@@ -198,3 +198,31 @@ def test_a_checkpoint_with_a_pickled_file_in_place_of_a_listed_one_is_skipped(ti
     assert latest_checkpoint(root) == root / "step_1"
     assert json.loads((root / "step_1" / COMPLETE_MARKER).read_text())["step"] == 1
     assert not canary.exists()
+
+
+def test_resume_rewinds_metrics_and_ledger_and_drops_a_half_written_line(tmp_path):
+    """What a killed launch logged after its last checkpoint is dropped before those steps run
+    again; evaluation records stay (their reports are reused); a line cut by the kill goes too."""
+    from cosmo.config import load_config
+    from cosmo.steps import ResumePoint
+    from cosmo.tracking import RunTracker
+
+    cfg = load_config(ROOT / "configs" / "tiny-cpu.yaml", [f"logging.runs_dir={tmp_path}", "logging.run_name=r",
+                                                           "logging.wandb_mode=disabled"])
+    run = tmp_path / "r"
+    run.mkdir()
+    done = [("sft", 1), ("sft", 2), ("rl", 1), ("rl", 2), ("eval/rl", 2), ("rl", 3)]
+    metrics = "".join(json.dumps({"stage": s, "step": n, "loss": 1.0}) + "\n" for s, n in done)
+    ledger = "".join(json.dumps({"stage": s, "step": n, "sample_ids": [f"{s}{n}"]}) + "\n"
+                     for s, n in done if not s.startswith("eval"))
+    (run / "metrics.jsonl").write_text(metrics + '{"stage": "rl", "step": 4, "lo')  # killed mid-line
+    (run / "ledger.jsonl").write_text(ledger + '{"stage": "rl", "st')
+    tracker = RunTracker(cfg, resume=ResumePoint(run / "checkpoints" / "rl" / "step_2", "rl", 2, {}))
+    tracker.log_ledger("rl", 3, ["again"])
+    tracker.log("rl", 3, {"loss": 0.5})
+    tracker.close()
+    kept = [(r["stage"], r["step"]) for r in map(json.loads, (run / "metrics.jsonl").read_text().splitlines())]
+    assert kept == [("sft", 1), ("sft", 2), ("rl", 1), ("rl", 2), ("eval/rl", 2), ("rl", 3)]
+    rows = [json.loads(line) for line in (run / "ledger.jsonl").read_text().splitlines()]
+    assert [(r["stage"], r["step"], r["sample_ids"]) for r in rows] == [
+        ("sft", 1, ["sft1"]), ("sft", 2, ["sft2"]), ("rl", 1, ["rl1"]), ("rl", 2, ["rl2"]), ("rl", 3, ["again"])]
