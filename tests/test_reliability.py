@@ -163,7 +163,9 @@ def test_pickled_weights_are_refused_and_never_unpickled(tiny_model, tmp_path):
     with pytest.raises(pickle.UnpicklingError, match="Weights only load failed"):
         torch.load(tmp_path / "state.pt", weights_only=True)
     assert not canary.exists()
-    pickle.loads((tmp_path / "state.pt").read_bytes())  # the payload is live: plain unpickling runs it
+    # the payload is live: what unpickling would call (its __reduce__) creates the canary
+    call, args = _Payload(canary).__reduce__()
+    call(*args)
     assert canary.exists()
 
 
