@@ -108,21 +108,26 @@ class RolloutGroup:
         deadline = pending.submitted + self.timeout_s
         results: dict[int, list[Trajectory]] = {}
         for i, ref in pending.refs.items():
-            what = f"generating {len(pending.shares[i])} rows"
-            try:
-                results[i] = ray.get(ref, timeout=max(0.0, deadline - time.perf_counter()))
-                continue
-            except ray.exceptions.GetTimeoutError:
-                self._restart(i, what, f"gave no answer within rollout.timeout_s={self.timeout_s:g} s (hung)",
-                              hung=True)
-            except ray.exceptions.RayActorError as exc:
-                self._restart(i, what, f"died ({str(exc).splitlines()[0]})")
-            except ray.exceptions.RayTaskError as exc:
-                raise RolloutError(f"rollout actor {i} failed {what}: {exc.cause!r}") from exc
-            results[i] = self._call(i, what + " again after its restart",
-                                    self.actors[i].generate.remote(pending.shares[i], pending.n, self.version))
-            self.events[-1]["rows_retried"] = len(pending.shares[i])
+            share = pending.shares[i]
+            what = f"generating {len(share)} rows"
+            answered, result = self._get_or_restart(i, ref, deadline, what, rows_retried=len(share))
+            results[i] = result if answered else self._call(
+                i, what + " again after its restart", self.actors[i].generate.remote(share, pending.n, self.version))
         return [t for i in sorted(results) for t in results[i]]
+
+    def _get_or_restart(self, i: int, ref: ray.ObjectRef, deadline: float, what: str,
+                        rows_retried: int | None = None) -> tuple[bool, object]:
+        """(True, the result) when actor i answered by `deadline` (a perf_counter time); when it died
+        or hung instead, it is restarted with the current weights: (False, that load's report)."""
+        try:
+            return True, ray.get(ref, timeout=max(0.0, deadline - time.perf_counter()))
+        except ray.exceptions.GetTimeoutError:
+            why, hung = f"gave no answer within rollout.timeout_s={self.timeout_s:g} s (hung)", True
+        except ray.exceptions.RayActorError as exc:
+            why, hung = f"died ({str(exc).splitlines()[0]})", False
+        except ray.exceptions.RayTaskError as exc:
+            raise RolloutError(f"rollout actor {i} failed {what}: {exc.cause!r}") from exc
+        return False, self._restart(i, what, why, hung=hung, rows_retried=rows_retried)
 
     def _call(self, i: int, what: str, ref: ray.ObjectRef):
         """One call on a freshly restarted actor: an error or a second hang ends the run."""
@@ -134,10 +139,11 @@ class RolloutGroup:
         except ray.exceptions.RayError as exc:
             raise RolloutError(f"rollout actor {i} failed {what}: {str(exc).splitlines()[0]}") from exc
 
-    def _restart(self, i: int, what: str, why: str, *, hung: bool = False) -> dict | None:
+    def _restart(self, i: int, what: str, why: str, *, hung: bool, rows_retried: int | None) -> dict | None:
         """Actor i died or hung while `what`: have Ray restart it (killing a hung one first, which
         counts against rollout.max_restarts), wait for its engine, load the current weights.
-        Returns the weight load's report, or None when the engines still hold the start model."""
+        Returns the weight load's report, or None when the engines still hold the start model.
+        `rows_retried`: the rows the caller samples again (recorded in the event)."""
         started = time.perf_counter()
         log.warning("[rollout] actor %d %s while %s; restarting it", i, why, what)
         actor = self.actors[i]
@@ -150,6 +156,8 @@ class RolloutGroup:
                                 actor.update_weights.remote(self.weights_ref, self.version))
         event = {"event": f"rollout actor {i} restarted", "why": why, "while": what, "version": self.version,
                  "recovery_s": round(time.perf_counter() - started, 2), "time": time.time()}
+        if rows_retried is not None:
+            event["rows_retried"] = rows_retried
         self.events.append(event)
         log.warning("[rollout] actor %d restarted at policy version %d in %.1f s", i, self.version,
                     event["recovery_s"])
@@ -192,20 +200,8 @@ class RolloutGroup:
         what = f"loading policy version {version}"
         refs = [a.update_weights.remote(weights_ref, version) for a in self.actors]
         deadline = time.perf_counter() + self.timeout_s
-        reports = []
-        for i, ref in enumerate(refs):
-            try:
-                reports.append(ray.get(ref, timeout=max(0.0, deadline - time.perf_counter())))
-                continue
-            except ray.exceptions.GetTimeoutError:
-                loaded = self._restart(i, what, f"gave no answer within rollout.timeout_s={self.timeout_s:g} s "
-                                       "(hung)", hung=True)
-            except ray.exceptions.RayActorError as exc:
-                loaded = self._restart(i, what, f"died ({str(exc).splitlines()[0]})")
-            except ray.exceptions.RayTaskError as exc:
-                raise RolloutError(f"rollout actor {i} failed {what}: {exc.cause!r}") from exc
-            reports.append(loaded)
-        return reports
+        # an actor restarted on the way loads the weights then: its report stands in for the update's
+        return [self._get_or_restart(i, ref, deadline, what)[1] for i, ref in enumerate(refs)]
 
     def shutdown(self) -> None:
         for actor in self.actors:
