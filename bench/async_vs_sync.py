@@ -22,8 +22,8 @@ WARMUP = 2
 
 def run_mode(mode: str, model: str, out: Path, steps: int, overrides: list[str]) -> list[dict]:
     from cosmo.config import load_config
-    from cosmo.rl_loop import run_rl
-    from cosmo.tracking import RunTracker
+    from cosmo.driver.rl import run_rl
+    from cosmo.driver.tracking import RunTracker
 
     cfg = load_config(ROOT / "configs" / "tiny-cpu.yaml", [
         f"model.path={model}", "model.build_preset=null", f"logging.runs_dir={out}", f"logging.run_name={mode}",

@@ -17,7 +17,7 @@ OVERRIDES_HELP = "overrides of the recipe as key=value, e.g. sft.steps=100 loggi
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
-    from cosmo.driver import train  # noqa: PLC0415
+    from cosmo.driver.train import train  # noqa: PLC0415
 
     cfg = load_config(args.config, args.overrides)
     train(cfg)
@@ -25,7 +25,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 
 def _cmd_sft(args: argparse.Namespace) -> int:
-    from cosmo.driver import train  # noqa: PLC0415
+    from cosmo.driver.train import train  # noqa: PLC0415
 
     cfg = load_config(args.config, [*args.overrides, "train.stages=[sft]"])
     train(cfg)

@@ -357,7 +357,10 @@ class ClusterConfig:
     """Where the Ray actors run."""
 
     address: str | None = opt(None, "null: join RAY_ADDRESS if set (as under `ray job submit`), else start a "
-                              "local cluster; auto or ray://host:port: join that cluster")
+                              "fresh local cluster (never one left by an earlier `ray start`); auto, host:port or "
+                              "ray://host:port: join that cluster")
+    connect_timeout_s: float = opt(60.0, "how long joining a named cluster may take before the run stops, naming "
+                                   "the address")
     num_cpus: int | None = opt(None, "CPUs a local cluster may use (null: all of this machine's)")
     namespace: str = opt("cosmo", "Ray namespace of the run's actors")
 

@@ -1,6 +1,6 @@
 """`cosmo report RUN_DIR`: plots and a markdown summary of one run directory, offline.
 
-Reads only what cosmo/tracking.py and the driver write (metrics.jsonl, eval/<label>.json, config.yaml),
+Reads only what cosmo/driver/tracking.py and the driver write (metrics.jsonl, eval/<label>.json, config.yaml),
 so a finished, crashed or still-running run can be inspected without wandb. A plot whose data the run
 lacks is skipped and named in report.md instead of failing the whole report.
 """

@@ -22,7 +22,7 @@ from cosmo.files import sha256_file
 
 COMPLETE_MARKER = "cosmo_checkpoint.json"
 TRAIN_STATE = "train_state"  # per-rank optimizer, schedule, counters and RNG (learner/train_state.py)
-DRIVER_STATE = "driver_state.json"  # data position, step, policy version, tracker id (cosmo/steps.py)
+DRIVER_STATE = "driver_state.json"  # data position, step, policy version, tracker id (cosmo/driver/stage.py)
 # Files that save_pretrained or the checkpoint itself writes; everything else in the source model dir
 # (tokenizer, chat template, processor and image-processor configs) is copied over unchanged.
 _NOT_COPIED = {"config.json", "generation_config.json", "model.safetensors.index.json", COMPLETE_MARKER, DRIVER_STATE}

@@ -228,7 +228,7 @@ def test_config_defaults_equal_the_option_defaults():
 
 def test_prepare_assets_returns_the_augmented_train_file(source: Path, tmp_path: Path):
     from cosmo.config import load_config
-    from cosmo.driver import prepare_assets
+    from cosmo.driver.assets import prepare_assets
 
     _write(source.parent / "eval.jsonl", [_row("e1", "safety", PHRASES[0])])
     base = [f"model.path={tmp_path / 'no-model'}", "model.build_preset=null", f"data.dir={source.parent}"]

@@ -29,7 +29,8 @@ from safetensors.torch import save_file
 
 from cosmo.config import ConfigError, load_config
 from cosmo.data import DataError, load_images, load_jsonl
-from cosmo.steps import EpochSampler, find_resume_point, make_sampler
+from cosmo.data.sampling import EpochSampler, make_sampler
+from cosmo.driver.resume import find_resume_point
 from learner.checkpoint import finalize_checkpoint, latest_checkpoint, staging_dir
 from learner.train_state import load_train_state
 
@@ -386,7 +387,7 @@ CASES: dict[str, Bad] = {
                                 ("required keys have no value: model.path",)),
     "required-key-set-to-null": Bad(config(None, "model.path=null"), ConfigError,
                                     ("key 'model.path'", "Incompatible value 'None'")),
-    # --- checkpoints and resume (cosmo.steps.find_resume_point, learner.checkpoint, learner.train_state)
+    # --- checkpoints and resume (cosmo.driver.resume.find_resume_point, learner.checkpoint, learner.train_state)
     "resume-path-missing": Bad(resume(lambda tmp: str(tmp / "nope")), ConfigError,
                                ("resume={tmp}/nope", "not a usable checkpoint: no such directory")),
     "resume-path-incomplete-no-marker": Bad(resume(_incomplete), ConfigError,

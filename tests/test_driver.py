@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from cosmo.steps import EpochSampler
+from cosmo.data.sampling import EpochSampler
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -9,7 +9,7 @@ import pytest
 
 from cosmo.config import ConfigError, load_config
 from cosmo.data import Sample
-from cosmo.steps import EpochSampler, MixtureSampler, make_sampler
+from cosmo.data.sampling import EpochSampler, MixtureSampler, make_sampler
 
 DEFAULT = "configs/tiny-cpu.yaml"
 

@@ -34,7 +34,7 @@ SAVER = textwrap.dedent('''
     from safetensors.torch import save_file
     from cosmo.config import load_config
     from cosmo.models import load_model
-    from cosmo.steps import save_if_due
+    from cosmo.driver.checkpoints import save_if_due
     from learner.actor import LearnerRank
     import shutil
     from learner.checkpoint import TRAIN_STATE, latest_checkpoint, verify_checkpoint, write_hf_model
@@ -206,8 +206,8 @@ def test_resume_rewinds_metrics_and_ledger_and_drops_a_half_written_line(tmp_pat
     """What a killed launch logged after its last checkpoint is dropped before those steps run
     again; evaluation records stay (their reports are reused); a line cut by the kill goes too."""
     from cosmo.config import load_config
-    from cosmo.steps import ResumePoint
-    from cosmo.tracking import RunTracker
+    from cosmo.driver.resume import ResumePoint
+    from cosmo.driver.tracking import RunTracker
 
     cfg = load_config(ROOT / "configs" / "tiny-cpu.yaml", [f"logging.runs_dir={tmp_path}", "logging.run_name=r",
                                                            "logging.wandb_mode=disabled"])

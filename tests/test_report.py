@@ -61,7 +61,7 @@ def _rl_record(step: int, rng: random.Random) -> dict:
 
 
 def _write_run(run_dir: Path, *, sft_steps: int = SFT_STEPS, rl_steps: int = RL_STEPS, evals: bool = True) -> Path:
-    """A run directory as cosmo.tracking.RunTracker and the driver leave it."""
+    """A run directory as cosmo.driver.tracking.RunTracker and the driver leave it."""
     rng = random.Random(0)
     (run_dir / "eval").mkdir(parents=True)
     (run_dir / "config.yaml").write_text("logging:\n  run_name: synthetic\nalgorithm:\n  name: grpo\n"

@@ -10,7 +10,7 @@ import ray
 
 from cosmo.config import load_config
 from cosmo.data import load_jsonl
-from cosmo.tracking import RunTracker
+from cosmo.driver.tracking import RunTracker
 
 ROOT = Path(__file__).resolve().parents[1]
 LOGPROB_TOLERANCE = 1e-4  # mean |vLLM - learner| per token, fp32 on CPU (measured ~1e-7)
@@ -26,7 +26,7 @@ def _cfg(model: Path, data: dict, tmp_path: Path, name: str, *overrides: str):
 
 
 def _run(cfg, model, builtin_data, train_file: Path | None = None, resume=None) -> list[dict]:
-    from cosmo.rl_loop import run_rl
+    from cosmo.driver.rl import run_rl
 
     tracker = RunTracker(cfg, resume=resume)
     try:
@@ -204,7 +204,7 @@ def test_kl_penalty_against_the_frozen_start_model(ray_cluster, tiny_model, buil
 def sft_model(ray_cluster, tiny_model, builtin_data, tmp_path_factory) -> str:
     """The tiny model after 150 SFT steps: it follows the answer template some of the time, so
     sampled groups differ in reward and RL has a signal."""
-    from cosmo.driver import run_sft
+    from cosmo.driver.sft import run_sft
 
     out = tmp_path_factory.mktemp("sft")
     cfg = _cfg(tiny_model, builtin_data, out, "sft", "sft.steps=150", "sft.global_batch_size=16",
@@ -246,9 +246,9 @@ def _sha(path: Path) -> str:
                                              ("async", "epoch-boundary")])
 def test_rl_resumed_after_a_crash_ends_bit_identical_to_an_uninterrupted_run(ray_cluster, sft_model, builtin_data,
                                                                             tmp_path, monkeypatch, mode, where):
-    import cosmo.rl_loop as loop
+    import cosmo.driver.stage as loop
     from cosmo.data import write_jsonl
-    from cosmo.steps import find_resume_point
+    from cosmo.driver.resume import find_resume_point
 
     train_file = None
     if where == "epoch-boundary":  # 8 rows, 4 prompts a step: the crash after step 2 ends epoch 0 exactly;

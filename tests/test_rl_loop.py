@@ -1,13 +1,11 @@
-"""The RL loop's batch making without Ray: dynamic sampling against a scripted rollout and reward."""
+"""The RL step's batch making without Ray: rewards, dynamic sampling and advantages against a scripted
+rollout and reward pool (cosmo.driver.rl_batch)."""
 
 from __future__ import annotations
 
-import time
-
-from actors.group import PendingRollout
 from cosmo.config import load_config
-from cosmo.rl_loop import BatchMaker
-from cosmo.steps import EpochSampler
+from cosmo.data.sampling import EpochSampler
+from cosmo.driver.rl_batch import Rollouts, advantages, refill_flat_groups, score
 from cosmo.trajectory import Scored, Trajectory
 
 GROUP = 2
@@ -18,12 +16,6 @@ class ScriptedRollout:
 
     def __init__(self) -> None:
         self.sampled: list[int] = []
-
-    def submit(self, indices: list[int], n: int) -> PendingRollout:
-        return PendingRollout([list(indices)], {}, n, 0, time.perf_counter())
-
-    def collect(self, pending: PendingRollout) -> list[Trajectory]:
-        return self.generate(pending.shares[0], pending.n)
 
     def generate(self, indices: list[int], n: int) -> list[Trajectory]:
         self.sampled += indices
@@ -48,8 +40,16 @@ def _maker(dynamic: bool, rewards: dict[int, tuple[float, float]], rounds: int =
     cfg = load_config(None, ["model.path=m", "data.dir=d", "rl.prompts_per_step=2", f"algorithm.group_size={GROUP}",
                              "rl.micro_batch_size=2", f"rl.dynamic_sampling={str(dynamic).lower()}",
                              f"rl.dynamic_sampling_max_rounds={rounds}"])
-    rollout = ScriptedRollout()
-    return BatchMaker(cfg, EpochSampler(len(rewards), seed=3), rollout, ScriptedRewards(rewards)), rollout
+    return cfg, EpochSampler(len(rewards), seed=3), ScriptedRollout(), ScriptedRewards(rewards)
+
+
+def _make_batch(cfg, sampler, rollout, rewards):
+    """What the loop does for one step: sample, rollout, reward, (dynamic sampling), advantage."""
+    rollouts = Rollouts(rollout.generate(sampler.next_batch(cfg.rl.prompts_per_step), GROUP), 1.0, 1.0)
+    scored = score(rewards, rollouts)
+    if cfg.rl.dynamic_sampling:
+        scored = refill_flat_groups(cfg, scored, sampler, rollout, rewards)
+    return advantages(cfg, scored)
 
 
 # rows 0-5: even rows carry signal (rewards differ), odd rows are flat
@@ -57,8 +57,8 @@ REWARDS = {i: ((0.0, 1.0) if i % 2 == 0 else (1.0, 1.0)) for i in range(6)}
 
 
 def test_without_dynamic_sampling_flat_groups_stay_with_zero_advantage():
-    maker, rollout = _maker(False, REWARDS)
-    batch = maker.complete(maker.submit())
+    cfg, sampler, rollout, rewards = _maker(False, REWARDS)
+    batch = _make_batch(cfg, sampler, rollout, rewards)
     order = EpochSampler(6, seed=3).next_batch(2)
     assert rollout.sampled == order
     assert [it["sample_index"] for it in batch.items] == [i for i in order for _ in range(GROUP)]
@@ -69,8 +69,8 @@ def test_without_dynamic_sampling_flat_groups_stay_with_zero_advantage():
 
 
 def test_dynamic_sampling_replaces_flat_groups_by_fresh_prompts():
-    maker, rollout = _maker(True, REWARDS)
-    batch = maker.complete(maker.submit())
+    cfg, sampler, rollout, rewards = _maker(True, REWARDS)
+    batch = _make_batch(cfg, sampler, rollout, rewards)
     order = EpochSampler(6, seed=3).next_batch(6)  # the epoch's order, consumed as refills ask
     with_signal = [i for i in rollout.sampled if i % 2 == 0]
     assert rollout.sampled == order[: len(rollout.sampled)]
@@ -87,8 +87,8 @@ def test_dynamic_sampling_replaces_flat_groups_by_fresh_prompts():
 
 def test_dynamic_sampling_fills_the_shortfall_with_flat_groups_after_max_rounds():
     all_flat = {i: (1.0, 1.0) for i in range(10)}
-    maker, rollout = _maker(True, all_flat, rounds=2)
-    batch = maker.complete(maker.submit())
+    cfg, sampler, rollout, rewards = _maker(True, all_flat, rounds=2)
+    batch = _make_batch(cfg, sampler, rollout, rewards)
     assert len(rollout.sampled) == 2 + 2 + 2  # first batch, then two refill rounds of 2 prompts
     assert batch.stats["dynamic/refill_rounds"] == 2 and batch.stats["dynamic/shortfall_groups"] == 2
     assert len(batch.items) == 2 * GROUP and all(it["advantage"] == 0.0 for it in batch.items)

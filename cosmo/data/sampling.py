@@ -1,15 +1,15 @@
-"""What the training stages share: the order rows are drawn in, when a checkpoint is due, where to resume."""
+"""The order training rows are drawn in: seeded epochs over the file, or fixed per-task quotas per batch.
+
+Both samplers save and restore their position, so a resumed run draws exactly the rows an
+uninterrupted run would have drawn."""
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import random
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
 from fractions import Fraction
-from pathlib import Path
 
 from cosmo.config import ConfigError, CosmoConfig
 
@@ -165,70 +165,3 @@ def make_sampler(cfg: CosmoConfig, rows: Sequence, seed: int) -> EpochSampler | 
     log.info("task mixture: %s", ", ".join(f"{t} {w:g} ({len(sampler.rows[t])} rows)"
                                            for t, w in sampler.weights.items()))
     return sampler
-
-
-@dataclass(frozen=True)
-class ResumePoint:
-    """A verified checkpoint to continue from, with the driver's state saved in it."""
-
-    path: Path
-    stage: str
-    step: int
-    state: dict
-
-
-def save_if_due(cfg: CosmoConfig, learner, checkpoints: Path, stage: str, step: int, total: int,
-                driver_state: Callable[[], dict]) -> str | None:
-    """Save at every `checkpoint.every_steps` and at the stage's last step; keep the newest few.
-
-    `driver_state()` (data position, stage start model, ...) goes into the checkpoint for `resume`;
-    it is only called when a save is due.
-    """
-    from learner.checkpoint import prune_checkpoints  # noqa: PLC0415
-
-    every = cfg.checkpoint.every_steps
-    if step != total and not (every and step % every == 0):
-        return None
-    state = driver_state()
-    meta = {"stage": stage, "step": step, "source_model": state["stage_start_model"]}
-    path = learner.save(str(checkpoints / f"step_{step}"), meta, {**state, "stage": stage, "step": step})
-    prune_checkpoints(checkpoints, cfg.checkpoint.keep_last)
-    log.info("[%s] checkpoint %s", stage, path)
-    return path
-
-
-def find_resume_point(cfg: CosmoConfig, run_dir: Path) -> ResumePoint | None:
-    """`resume=auto`: the newest complete checkpoint of the latest stage that has one (None: start
-    fresh); `resume=PATH`: that checkpoint, which must verify; `resume=never`: None. A checkpoint that
-    cannot be resumed raises ConfigError (a ValueError) naming the path and what is wrong."""
-    from learner.checkpoint import DRIVER_STATE, latest_checkpoint, verify_checkpoint  # noqa: PLC0415
-
-    if cfg.resume == "never":
-        return None
-    if cfg.resume == "auto":
-        for stage in reversed(cfg.train.stages):
-            path = latest_checkpoint(run_dir / "checkpoints" / stage)
-            if path is not None:
-                break
-        else:
-            log.info("resume=auto: no complete checkpoint in %s; starting from the beginning", run_dir / "checkpoints")
-            return None
-    else:
-        path = Path(cfg.resume)
-        problem = verify_checkpoint(path)
-        if problem is not None:
-            raise ConfigError(f"resume={cfg.resume}: not a usable checkpoint: {problem}")
-    state_file = path / DRIVER_STATE
-    try:
-        state = json.loads(state_file.read_text())
-    except (OSError, ValueError) as exc:
-        raise ConfigError(f"resume: {state_file} is unreadable ({exc})") from None
-    expected = {"stage": str, "step": int, "sampler": dict, "stage_start_model": str}
-    wrong = [k for k, kind in expected.items() if not isinstance(state, dict) or not isinstance(state.get(k), kind)]
-    if wrong:
-        raise ConfigError(f"resume: {state_file}: expected an object with {', '.join(wrong)} "
-                          f"({', '.join(expected[k].__name__ for k in wrong)})")
-    if state["stage"] not in cfg.train.stages:
-        raise ConfigError(f"resume: {path} is from stage {state['stage']!r}, not in train.stages "
-                          f"{cfg.train.stages}")
-    return ResumePoint(path, state["stage"], state["step"], state)

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from cosmo.config import ConfigError, CosmoConfig, to_yaml
-from cosmo.steps import ResumePoint
+from cosmo.driver.resume import ResumePoint
 
 log = logging.getLogger("cosmo")
 

@@ -1,28 +1,46 @@
-"""Evaluating checkpoints during a run: in a Ray task, written to the run directory, reused on relaunch.
+"""Evaluating the run's models: in a Ray task, written to the run directory, reused on relaunch.
 
 Reports go to `eval/<label>.json`; their metrics to metrics.jsonl and wandb as stage `eval/<series>`
-at the given step, so periodic RL evaluations draw one curve over RL steps.
+at the given step, so periodic RL evaluations draw one curve over RL steps. A report is reused only
+when it describes the same model: its path and its fingerprint (the checkpoint's manifest digest).
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
+from pathlib import Path
 
 import ray
+import torch
 
 from cosmo.config import CosmoConfig
-from cosmo.tracking import RunTracker
+from cosmo.data import load_jsonl
+from cosmo.driver.tracking import RunTracker
+from cosmo.eval import evaluate, select_rows
+from learner.checkpoint import COMPLETE_MARKER
 
 log = logging.getLogger("cosmo")
 
 
+def model_fingerprint(model_path: str) -> str:
+    """What identifies a model's weights cheaply: a checkpoint's manifest (SHA-256 of every file) when
+    it has one, else the names, sizes and modification times of a directory's files, else the hub id."""
+    path = Path(model_path)
+    marker = path / COMPLETE_MARKER
+    if marker.is_file():
+        return hashlib.sha256(marker.read_bytes()).hexdigest()[:16]
+    if path.is_dir():
+        h = hashlib.sha256()
+        for f in sorted(p for p in path.rglob("*") if p.is_file()):
+            st = f.stat()
+            h.update(f"{f.relative_to(path)}:{st.st_size}:{st.st_mtime_ns}\n".encode())
+        return h.hexdigest()[:16]
+    return model_path
+
+
 def _evaluate_task(model_path: str, eval_file: str, cfg: CosmoConfig, threads: int) -> dict:
-    import torch  # noqa: PLC0415
-
-    from cosmo.data import load_jsonl  # noqa: PLC0415
-    from cosmo.eval import evaluate, select_rows  # noqa: PLC0415
-
     torch.set_num_threads(threads)
     rows = select_rows(load_jsonl(eval_file), cfg.eval.max_rows_per_task)
     return evaluate(model_path, rows, engine=cfg.eval.engine, max_new_tokens=cfg.eval.max_new_tokens,
@@ -44,17 +62,37 @@ def evaluate_remote(cfg: CosmoConfig, model_path: str, eval_file: str, *, during
     return ray.get(task.remote(model_path, eval_file, cfg, max(1, free) if reserve else 1))
 
 
+def reusable_report(path: Path, model_path: str, fingerprint: str) -> dict | None:
+    """The report at `path` when it was written for this very model, else None (with the reason logged)."""
+    if not path.is_file():
+        return None
+    try:
+        report = json.loads(path.read_text())
+    except ValueError:
+        log.warning("[eval] %s is unreadable; evaluating again", path)
+        return None
+    if report.get("model") != model_path or report.get("model_fingerprint") != fingerprint:
+        log.info("[eval] %s describes %s, not %s (fingerprint %s); evaluating again", path.name,
+                 report.get("model"), model_path, fingerprint)
+        return None
+    return report
+
+
 def evaluate_once(cfg: CosmoConfig, tracker: RunTracker, label: str, model_path: str, eval_file: str, step: int,
                   *, series: str | None = None, during_training: bool = False) -> dict[str, dict]:
-    """Evaluate unless disabled; a relaunched run (`resume` set) reuses a report an earlier launch wrote."""
+    """Evaluate unless disabled; a relaunched run (`resume` set) reuses a report an earlier launch wrote
+    for the same model, and recomputes a stale one (same label, other model)."""
     if not cfg.eval.enabled:
         return {}
     done = tracker.dir / "eval" / f"{label}.json"
-    if cfg.resume != "never" and done.is_file():
+    fingerprint = model_fingerprint(model_path)
+    report = reusable_report(done, model_path, fingerprint) if cfg.resume != "never" else None
+    if report is not None:
         log.info("[eval] %s: reusing %s", label, done)
-        return {label: json.loads(done.read_text())}
+        return {label: report}
     log.info("[eval] %s model %s on %s", label, model_path, eval_file)
     report = evaluate_remote(cfg, model_path, eval_file, during_training=during_training)
+    report["model_fingerprint"] = fingerprint
     tracker.write_eval(label, report)
     tracker.log(f"eval/{series or label}", step, {k: v for k, v in report["metrics"].items() if v is not None})
     log.info("[eval] %s: %s (%d rows, %.1f s)", label,

@@ -1,0 +1,155 @@
+"""The RL stage. Each step, in the order the data flows:
+
+    sample -> rollout -> reward -> advantage -> update -> weight sync -> record -> checkpoint / eval
+
+`rl.mode=sync` samples each step with the newest weights (exact, on-policy). `rl.mode=async` submits
+step k+1's rollouts just before the learner's update of step k and collects them before the weights
+change, so generation overlaps the update; step k+1 is then sampled by the weights of update k-1 (a
+lag of exactly one version, corrected in the loss by truncated importance weights, see
+`cosmo.algorithms.importance_weights`). Both modes take the same number of updates on the same
+prompt order.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import time
+from collections.abc import Iterator
+from dataclasses import asdict
+
+from actors.group import PendingRollout, RolloutGroup
+from cosmo.config import CosmoConfig
+from cosmo.driver.checkpoint_eval import evaluate_once
+from cosmo.driver.metrics import StepTimer, SyncReport, record_rl_step, rl_step_metrics
+from cosmo.driver.resume import ResumePoint
+from cosmo.driver.rl_batch import Rollouts, advantages, refill_flat_groups, score
+from cosmo.driver.stage import Stage, open_stage
+from cosmo.driver.tracking import Progress, RunTracker
+from cosmo.trajectory import Trajectory
+from learner.group import LearnerGroup
+from rewards.pool import RewardPool
+
+log = logging.getLogger("cosmo")
+
+
+def run_rl(cfg: CosmoConfig, tracker: RunTracker, model_path: str, train_file: str,
+           resume: ResumePoint | None = None, eval_file: str | None = None) -> str:
+    """The actor-learner loop on `model_path` (the stage's start model, and the KL reference); returns
+    the final checkpoint's path. With `resume` the learner and the engines start from that checkpoint at
+    its policy version, the data order continues, and in async mode the rollout that was already
+    sampled for the next step is trained on as it was. With `eval_file` and `eval.every_steps`, the
+    checkpoints in between are evaluated too."""
+    rl, g = cfg.rl, cfg.algorithm.group_size
+    with open_stage(cfg, tracker, "rl", rl, model_path=model_path, train_file=train_file,
+                    items_per_step=rl.prompts_per_step * g, sampler_seed=cfg.seed + 1, resume=resume,
+                    reference=model_path if cfg.algorithm.kl_coef > 0 else None) as stage, \
+            rollout_and_rewards(cfg, stage, train_file) as (rollout, rewards):
+        evaluate_resumed_checkpoint(cfg, tracker, resume, eval_file)
+        progress = Progress("rl", rl.steps, cfg.logging.log_every, first=stage.first)
+        ahead = _resumed_rollouts(resume)  # async: the next step's rollouts, sampled before the checkpoint
+        began = time.perf_counter()
+        for step in stage.steps():
+            timer = StepTimer(began)
+            rollouts = ahead or _generate(rollout, stage.sampler.next_batch(rl.prompts_per_step), g)  # sample, rollout
+            scored = score(rewards, rollouts)                                                          # reward
+            if rl.dynamic_sampling:
+                scored = refill_flat_groups(cfg, scored, stage.sampler, rollout, rewards)
+            batch = advantages(cfg, scored)                                                            # advantage
+            pending = (rollout.submit(stage.sampler.next_batch(rl.prompts_per_step), g)  # async: step k+1's
+                       if rl.mode == "async" and step < rl.steps else None)            # rollouts run meanwhile
+            timer.start("train")
+            train = stage.learner.rl_step(batch.items)                                                 # update
+            timer.stop()
+            ahead = _collect(rollout, pending) if pending else None  # done with the old weights, before the sync
+            timer.start("sync")
+            synced = sync_weights(stage.learner, rollout, step, skipped=bool(train["skipped"]))        # weight sync
+            timer.stop()
+            stats = rl_step_metrics(step, scored, batch, train, synced, timer, stage.sampler.epoch)  # record
+            record_rl_step(tracker, step, rl.steps, stage.rows, batch, stats, _drain_events(rollout, rewards),
+                           cfg.logging.samples_every)
+            progress.update(step, {"reward": stats["reward/mean"], "loss": train["loss"], "clip": train["clip_frac"],
+                                   "lag": stats["policy/version_lag"], "sync_s": round(timer.marks["sync"], 3),
+                                   "step_s": round(stats["time/step"], 2)})
+            saved = stage.checkpoint(step, lambda: {"policy_version": rollout.version,                 # checkpoint
+                                                    "next_rollouts": asdict(ahead) if ahead else None})
+            if saved and step < rl.steps:
+                evaluate_periodically(cfg, tracker, step, saved, eval_file)                            # eval
+            began = time.perf_counter()
+        return stage.path
+
+
+@contextlib.contextmanager
+def rollout_and_rewards(cfg: CosmoConfig, stage: Stage, train_file: str) -> Iterator[tuple[RolloutGroup, RewardPool]]:
+    """The vLLM engines on the stage's start weights (at the resumed policy version) and the reward
+    workers; both shut down when the block ends."""
+    started = time.perf_counter()
+    resume = stage.resume
+    rollout = rewards = None
+    try:
+        rollout = RolloutGroup(cfg, str(resume.path) if resume else stage.start_model, train_file,
+                               version=resume.state["policy_version"] if resume else 0)
+        rewards = RewardPool(cfg, train_file)
+        log.info("[rl] %d vLLM rollout actors and %d reward workers ready in %.1f s (%s, %s mode, %d prompts x %d "
+                 "samples per step%s)", cfg.rollout.num_actors, cfg.reward.num_workers,
+                 time.perf_counter() - started, cfg.algorithm.name, cfg.rl.mode, cfg.rl.prompts_per_step,
+                 cfg.algorithm.group_size, ", dynamic sampling" if cfg.rl.dynamic_sampling else "")
+        yield rollout, rewards
+    finally:
+        for part in (rewards, rollout):
+            if part is not None:
+                part.shutdown()
+
+
+def _generate(rollout: RolloutGroup, indices: list[int], n: int) -> Rollouts:
+    return _collect(rollout, rollout.submit(indices, n))
+
+
+def _collect(rollout: RolloutGroup, pending: PendingRollout) -> Rollouts:
+    waited = time.perf_counter()
+    trajectories = rollout.collect(pending)
+    done = time.perf_counter()
+    return Rollouts(trajectories, done - pending.submitted, done - waited)
+
+
+def _resumed_rollouts(resume: ResumePoint | None) -> Rollouts | None:
+    saved = resume.state.get("next_rollouts") if resume else None
+    if not saved:
+        return None
+    return Rollouts([Trajectory(**t) for t in saved["trajectories"]], saved["rollout_s"], saved["wait_s"])
+
+
+def sync_weights(learner: LearnerGroup, rollout: RolloutGroup, version: int, *, skipped: bool) -> SyncReport:
+    """Broadcast the updated policy into every engine as `version`; a skipped (non-finite) update sends
+    nothing. Every engine's digest is checked against the learner's."""
+    if skipped:
+        return SyncReport(digest_match=True, load_s=0.0)
+    weights_ref, learner_digest = learner.export_weights()
+    synced = rollout.update_weights(weights_ref, version=version)
+    return SyncReport(digest_match=all(s["digest"] == learner_digest for s in synced),
+                      load_s=max((s["load_s"] for s in synced), default=0.0))
+
+
+def _drain_events(*workers: RolloutGroup | RewardPool) -> list[dict]:
+    """Restarts and replacements the worker groups recorded during the step (then cleared)."""
+    events = [e for w in workers for e in w.events]
+    for w in workers:
+        w.events.clear()
+    return events
+
+
+def evaluate_periodically(cfg: CosmoConfig, tracker: RunTracker, step: int, checkpoint: str,
+                          eval_file: str | None) -> None:
+    """`eval.every_steps`: the checkpoint just written, in a Ray task, while the loop waits."""
+    every = cfg.eval.every_steps if eval_file else 0
+    if every and step % every == 0:
+        evaluate_once(cfg, tracker, f"rl_step_{step}", checkpoint, eval_file, step, series="rl",  # type: ignore[arg-type]
+                      during_training=True)
+
+
+def evaluate_resumed_checkpoint(cfg: CosmoConfig, tracker: RunTracker, resume: ResumePoint | None,
+                                eval_file: str | None) -> None:
+    """The killed launch may have died before the periodic eval of the checkpoint it resumes from."""
+    if resume is not None:
+        log.info("[rl] resumed after step %d from %s", resume.step, resume.path)
+        evaluate_periodically(cfg, tracker, resume.step, str(resume.path), eval_file)

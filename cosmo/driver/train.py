@@ -1,0 +1,85 @@
+"""`cosmo train`: the whole run, top to bottom.
+
+    check data and model -> run directory -> Ray -> eval start model -> for each stage: train, eval
+    -> the start / SFT / RL table
+
+The driver holds no model weights: training runs in the learner's Ray actors, generation in the
+rollout actors, evaluation in a Ray task. Each stage's loop is one module: `sft.run_sft`, `rl.run_rl`.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from pathlib import Path
+
+import ray
+
+from cosmo.config import CosmoConfig
+from cosmo.driver.assets import prepare_assets
+from cosmo.driver.checkpoint_eval import evaluate_once
+from cosmo.driver.cluster import handle_sigterm, ray_session
+from cosmo.driver.resume import ResumePoint, find_resume_point, finished_stage_model
+from cosmo.driver.rl import run_rl
+from cosmo.driver.sft import run_sft
+from cosmo.driver.tracking import RunTracker
+from cosmo.eval import format_table
+
+log = logging.getLogger("cosmo")
+
+StageFn = Callable[..., str]
+STAGES: dict[str, StageFn] = {"sft": run_sft, "rl": run_rl}
+
+
+def train(cfg: CosmoConfig) -> dict[str, dict]:
+    """Run the configured stages with an evaluation of the start model and after every stage.
+
+    With `resume`, stages finished before the checkpoint are skipped (their reports are reused), the
+    checkpoint's stage goes on from its step, and evaluations already written for the same models are
+    not repeated: relaunching a run (as a RayJob retry does) ends where an uninterrupted run ends.
+    """
+    handle_sigterm()
+    assets = prepare_assets(cfg)  # every row validated before the run directory, Ray or a model exist
+    run_dir = Path(cfg.logging.runs_dir) / cfg.logging.run_name
+    point = find_resume_point(cfg, run_dir)
+    tracker = RunTracker(cfg, resume=point)
+    log.info("run directory %s", tracker.dir)
+    if point is not None:
+        log.info("resuming from %s (%s step %d)", point.path, point.stage, point.step)
+    reports: dict[str, dict] = {}
+    model_path = assets.model
+    try:
+        with ray_session(cfg.cluster):
+            if cfg.device == "auto":  # decided once, from the cluster rather than the driver's host
+                cfg.device = "cuda" if ray.cluster_resources().get("GPU", 0) > 0 else "cpu"
+                log.info("device auto -> %s", cfg.device)
+            reports.update(evaluate_once(cfg, tracker, "start", model_path, assets.eval_file, 0))
+            for stage in cfg.train.stages:
+                total = cfg.sft.steps if stage == "sft" else cfg.rl.steps
+                model_path = run_or_resume_stage(cfg, tracker, stage, total, model_path, assets.train_file,
+                                                 assets.eval_file, point)
+                reports.update(evaluate_once(cfg, tracker, stage, model_path, assets.eval_file, total))
+    finally:
+        tracker.close()
+    if reports:
+        table = format_table(reports)
+        (tracker.dir / "eval" / "summary.txt").write_text(table + "\n")
+        log.info("held-out evaluation on %s:\n%s", assets.eval_file, table)
+    log.info("final model: %s", model_path)
+    return reports
+
+
+def run_or_resume_stage(cfg: CosmoConfig, tracker: RunTracker, stage: str, total: int, model_path: str,
+                        train_file: str, eval_file: str, point: ResumePoint | None) -> str:
+    """The stage's final model: trained from `model_path`, continued from the resume point, or (a stage
+    finished before the resume point, or the point is its last step) the checkpoint already there."""
+    order = cfg.train.stages
+    if point is not None and order.index(stage) < order.index(point.stage):
+        finished = finished_stage_model(tracker.dir, stage)
+        return finished if finished is not None else point.state["stage_start_model"]
+    resume = point if point is not None and stage == point.stage else None
+    if resume is not None:
+        if resume.step >= total:
+            return str(resume.path)  # the checkpoint is this stage's last step
+        model_path = resume.state["stage_start_model"]
+    return STAGES[stage](cfg, tracker, model_path, train_file, resume=resume, eval_file=eval_file)
