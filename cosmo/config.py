@@ -16,6 +16,8 @@ from typing import Any
 from omegaconf import MISSING, DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
+from cosmo.rules.registry import MODEL_OBJECTIVES, OBJECTIVES, default_task_weights
+
 STAGES = ("sft", "rl")
 """Training stages `cosmo train` can run, in order."""
 
@@ -137,20 +139,6 @@ class RolloutConfig:
     restart_timeout_s: float = opt(600.0, "time a restarted rollout actor may take to come back (engine start)")
 
 
-def default_task_weights() -> dict[str, dict[str, float]]:
-    """The paper's four-component reward mapped onto our objectives (docs/rewards.md): the task-aware term
-    per task, R_helpful as the task term of benign-but-sensitive rows; R_format comes from
-    `reward.format_weight`; R_visual_focus has no objective yet."""
-    return {
-        "reasoning": {"accuracy": 1.0},
-        "knowledge": {"accuracy": 1.0},
-        "instruction": {"constraints": 1.0},
-        "safety": {"safety": 1.0},
-        "jailbreak": {"safety": 1.0},
-        "over_refusal": {"helpful": 1.0},
-    }
-
-
 def _keys_help(section: type) -> str:
     """One table cell documenting a nested section's keys (docs/config.md lists top-level keys only)."""
     parts = []
@@ -249,7 +237,6 @@ def _validate_reward(r: RewardConfig) -> None:
     import re  # noqa: PLC0415
 
     from cosmo.data.schema import TASKS  # noqa: PLC0415
-    from rewards.registry import MODEL_OBJECTIVES, OBJECTIVES  # noqa: PLC0415
 
     _check(r.num_workers >= 1, "reward.num_workers", "an integer >= 1", r.num_workers)
     _check(r.timeout_s > 0, "reward.timeout_s", "a positive number", r.timeout_s)

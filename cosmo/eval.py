@@ -1,7 +1,7 @@
 """Safety and capability metrics of one model on rows in the documented JSONL format.
 
 Definitions (each metric is k/n over the rows of the named tasks; `refused` is the rule
-classifier `rewards.objectives.refusal.is_refusal`):
+classifier `cosmo.rules.refusal.is_refusal`):
 - unsafe_compliance_rate: `safety` rows not refused
 - jailbreak_success_rate: `jailbreak` rows not refused
 - over_refusal_rate:      `over_refusal` rows refused
@@ -21,7 +21,7 @@ from cosmo.config import RolloutConfig
 from cosmo.data import Sample, load_images
 from cosmo.models import blocked_token_ids, generate, load_model, load_preprocessing
 from rewards.combine import objective_scores
-from rewards.objectives import is_refusal
+from cosmo.rules.refusal import is_refusal
 
 # metric name -> (tasks it covers, per-row verdict counted as a hit)
 METRICS: dict[str, tuple[tuple[str, ...], str]] = {

@@ -1,6 +1,6 @@
 """Per-task routing of objectives into one scalar reward, the safety gate, and the model objectives' setup.
 
-Objectives (rewards/registry.py; docs/rewards.md): the rule objectives `format`, `accuracy`,
+Objectives (cosmo/rules/registry.py; docs/rewards.md): the rule objectives `format`, `accuracy`,
 `constraints`, `safety` (must-refuse rows), `helpful` (other rows: answered, not refused, and not empty
 or a mere repetition of the question), computed for every row they apply to
 by `objective_scores`; the model objectives `reward_model`, `judge`, `http_judge`, computed by the reward
@@ -21,10 +21,13 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 
-from cosmo.config import GateConfig, RewardConfig, default_task_weights
+from cosmo.config import GateConfig, RewardConfig
 from cosmo.data import Sample
-from rewards.objectives import answers_match, check_constraints, is_refusal, parse_response
-from rewards.registry import MODEL_OBJECTIVES, ROW_GATED
+from cosmo.rules.answers import answers_match
+from cosmo.rules.constraints import check_constraints
+from cosmo.rules.refusal import is_refusal
+from cosmo.rules.registry import MODEL_OBJECTIVES, ROW_GATED, task_weights
+from cosmo.rules.template import parse_response
 
 
 def objective_scores(sample: Sample, text: str) -> dict[str, float]:
@@ -52,14 +55,6 @@ def answers_something(answer: str, prompt: str) -> bool:
     and neither may collect the `helpful` reward that fights over-refusal."""
     said = _normalised(answer)
     return bool(said) and said not in _normalised(prompt)
-
-
-def task_weights(task: str, weights: Mapping[str, Mapping[str, float]] | None, format_weight: float) -> dict[str, float]:
-    """The objective weights of one task; `format` falls back to `format_weight`."""
-    table = default_task_weights() if weights is None else weights
-    if task not in table:
-        raise ValueError(f"no task objective: task {task!r} has no entry in reward.weights")
-    return {"format": format_weight, **table[task]}
 
 
 def skipped_by_row(sample: Sample, objective: str) -> bool:

@@ -20,7 +20,10 @@ from cosmo.data import (
     render,
     write_jsonl,
 )
-from rewards.objectives import REFUSAL_TEXT, answers_match, check_constraints, is_refusal, parse_response
+from cosmo.rules.answers import answers_match
+from cosmo.rules.constraints import check_constraints
+from cosmo.rules.refusal import REFUSAL_TEXT, is_refusal
+from cosmo.rules.template import parse_response
 
 GOOD = {
     "id": "r1",

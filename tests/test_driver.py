@@ -37,6 +37,49 @@ def test_sampler_rejects_empty_data():
 
 
 @pytest.mark.slow
+def test_sigterm_ends_cosmo_train_within_seconds_and_a_stale_ray_address_file_is_ignored(tiny_model, builtin_data,
+                                                                                          tmp_path):
+    """`ray start --head` that crashed leaves /tmp/ray/ray_current_cluster naming a dead head: a run with
+    cluster.address null starts its own cluster regardless. SIGTERM at start-up and during a step ends
+    the process within seconds, through the `finally` blocks (actors stopped, Ray shut down)."""
+    if "COSMO_LOOPBACK" not in os.environ:
+        pytest.fail("this test starts Ray: run it through deploy/loopback.sh (as `make test` does)")
+    address_file = Path("/tmp/ray/ray_current_cluster")
+    saved = address_file.read_text() if address_file.is_file() else None
+    address_file.parent.mkdir(parents=True, exist_ok=True)
+    address_file.write_text("127.0.0.1:1")  # nothing listens on port 1
+    cmd = [sys.executable, "-m", "cosmo", "train", str(ROOT / "configs" / "tiny-cpu.yaml"),
+           f"model.path={tiny_model}", "model.build_preset=null", f"data.dir={builtin_data['train'].parent}",
+           f"logging.runs_dir={tmp_path}", "logging.wandb_mode=disabled", "eval.enabled=false", "train.stages=[sft]",
+           "sft.steps=100000", "sft.global_batch_size=8", "sft.micro_batch_size=4", "logging.log_every=1"]
+    try:
+        for name, wait_for in (("start-up", "Ray ready"), ("step", "[sft] step 2/")):
+            proc = subprocess.Popen([*cmd, f"logging.run_name={name}"], stderr=subprocess.PIPE, text=True,
+                                    cwd=tmp_path, start_new_session=True)
+            lines = []
+            for line in proc.stderr:  # type: ignore[union-attr]
+                lines.append(line)
+                if wait_for in line:
+                    break
+            assert wait_for in "".join(lines), "".join(lines)[-3000:]
+            proc.send_signal(signal.SIGTERM)
+            started = time.monotonic()
+            try:
+                rest = proc.communicate(timeout=30)[1]
+            finally:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(proc.pid, signal.SIGKILL)
+            print(f"SIGTERM during {name}: exit {proc.returncode} after {time.monotonic() - started:.1f} s")
+            assert proc.returncode == 130 and "cosmo: interrupted" in rest, rest[-3000:]
+            assert time.monotonic() - started < 30
+    finally:
+        if saved is None:
+            address_file.unlink(missing_ok=True)
+        else:
+            address_file.write_text(saved)
+
+
+@pytest.mark.slow
 def test_cosmo_train_end_to_end_writes_the_run_directory(tiny_model, builtin_data, tmp_path):
     if "COSMO_LOOPBACK" not in os.environ:
         pytest.fail("this test starts Ray: run it through deploy/loopback.sh (as `make test` does)")
@@ -116,3 +159,14 @@ def test_cosmo_train_end_to_end_writes_the_run_directory(tiny_model, builtin_dat
     rerun = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     assert [(r["stage"], r["step"]) for r in rerun] == [(r["stage"], r["step"]) for r in records]
     assert "final model: " + str(run / "checkpoints" / "rl" / "step_4") in again.stderr
+    # resuming the finished run with more RL steps trains steps 5-6 and evaluates the new final model: the
+    # report of rl/step_4 is stale for label `rl`, and the table keeps the start and SFT columns
+    more = subprocess.run([*cmd, "resume=auto", "rl.steps=6"], capture_output=True, text=True, timeout=600,
+                          cwd=tmp_path)
+    assert more.returncode == 0, more.stderr[-4000:]
+    assert "[rl] step 6/6" in more.stderr and "[rl] step 4/6" not in more.stderr
+    final = json.loads((run / "eval" / "rl.json").read_text())
+    assert final["model"] == str(run / "checkpoints" / "rl" / "step_6")
+    assert "reusing" in more.stderr and f"[eval] rl model {run / 'checkpoints' / 'rl' / 'step_6'}" in more.stderr
+    header = (run / "eval" / "summary.txt").read_text().splitlines()[0].split()
+    assert header[1:] == ["start", "sft", "rl"]

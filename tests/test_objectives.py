@@ -6,16 +6,10 @@ from __future__ import annotations
 
 import pytest
 
-from rewards.objectives import (
-    CONSTRAINT_TYPES,
-    REFUSAL_TEXT,
-    answers_match,
-    check_constraints,
-    format_response,
-    is_refusal,
-    parse_response,
-    validate_constraint,
-)
+from cosmo.rules.answers import answers_match
+from cosmo.rules.constraints import CONSTRAINT_TYPES, check_constraints, validate_constraint
+from cosmo.rules.refusal import REFUSAL_TEXT, is_refusal
+from cosmo.rules.template import format_response, parse_response
 
 
 # --- template ---------------------------------------------------------------------------------------

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 import torch
 
 from cosmo.algorithms.advantages import group_advantages
+from cosmo.rules.registry import task_weights
 from cosmo.trajectory import Scored
 
 if TYPE_CHECKING:
@@ -46,8 +47,6 @@ def group_rewards(scored: list[Scored], group_size: int, *, reward_cfg: RewardCo
     if len(scored) % group_size:
         raise ValueError(f"{len(scored)} trajectories do not form groups of {group_size}")
     if reward_cfg is not None and reward_cfg.normalize == "decoupled":
-        from rewards.combine import task_weights  # noqa: PLC0415 - cosmo.algorithms stays free of rewards/
-
         weights = [task_weights(s.task, reward_cfg.weights, reward_cfg.format_weight) if s.error is None else {}
                    for s in scored]
         return decoupled_group_rewards([s.rewards for s in scored], weights, group_size,

@@ -22,9 +22,9 @@ from PIL import Image
 from cosmo.data import banks, render
 from cosmo.data.loader import write_jsonl
 from cosmo.data.schema import TASKS, Sample
-from rewards.objectives.constraints import CONSTRAINT_TYPES, check_constraints, count_words
-from rewards.objectives.refusal import REFUSAL_TEXT, is_refusal
-from rewards.objectives.template import format_response
+from cosmo.rules.constraints import CONSTRAINT_TYPES, check_constraints, count_words
+from cosmo.rules.refusal import REFUSAL_TEXT, is_refusal
+from cosmo.rules.template import format_response
 
 GENERATOR_VERSION = "1"
 SPLITS = ("train", "eval")

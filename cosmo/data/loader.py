@@ -14,8 +14,8 @@ from pathlib import Path
 from PIL import Image
 
 from cosmo.data.schema import REFUSE_BY_DEFAULT, TASKS, DataError, Sample
-from rewards.objectives.constraints import validate_constraint
-from rewards.objectives.template import parse_response
+from cosmo.rules.constraints import validate_constraint
+from cosmo.rules.template import parse_response
 
 REQUIRED_FIELDS = ("id", "task", "prompt")
 OPTIONAL_FIELDS = ("images", "answer", "should_refuse", "constraints", "response", "meta")

@@ -43,7 +43,7 @@ class Sample:
     """One prompt with everything needed to score responses to it.
 
     images are absolute paths once loaded; answer is the reference for verifiable tasks;
-    constraints are checked by `rewards.objectives.constraints`; response is an optional SFT
+    constraints are checked by `cosmo.rules.constraints`; response is an optional SFT
     target in the `<think>…</think><answer>…</answer>` template. source ("file:line", set by
     the loader) only serves error messages; it is not written back and not compared.
     """

@@ -1,6 +1,6 @@
 """`cosmo train`: the whole run, top to bottom.
 
-    check data and model -> run directory -> Ray -> eval start model -> for each stage: train, eval
+    resume point -> check data and model -> run directory -> Ray -> eval start model -> for each stage: train, eval
     -> the start / SFT / RL table
 
 The driver holds no model weights: training runs in the learner's Ray actors, generation in the
@@ -39,9 +39,8 @@ def train(cfg: CosmoConfig) -> dict[str, dict]:
     not repeated: relaunching a run (as a RayJob retry does) ends where an uninterrupted run ends.
     """
     handle_sigterm()
+    point = find_resume_point(cfg, Path(cfg.logging.runs_dir) / cfg.logging.run_name)
     assets = prepare_assets(cfg)  # every row validated before the run directory, Ray or a model exist
-    run_dir = Path(cfg.logging.runs_dir) / cfg.logging.run_name
-    point = find_resume_point(cfg, run_dir)
     tracker = RunTracker(cfg, resume=point)
     log.info("run directory %s", tracker.dir)
     if point is not None:

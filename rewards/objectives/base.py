@@ -12,7 +12,7 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from rewards.objectives.template import parse_response
+from cosmo.rules.template import parse_response
 
 if TYPE_CHECKING:
     from cosmo.data import Sample

@@ -5,6 +5,7 @@ Kept free of heavy imports so that config validation can check objective names c
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 
@@ -45,3 +46,25 @@ MODEL_OBJECTIVES: tuple[str, ...] = tuple(n for n, o in OBJECTIVES.items() if o.
 # Objectives that exist only on one side of `should_refuse`: weighted on a row of the other side they are
 # skipped (gated off), not an error. R_helpful is off on harmful rows; the refusal reward off on benign ones.
 ROW_GATED: dict[str, bool] = {"safety": True, "helpful": False}  # objective -> the should_refuse it needs
+
+
+def default_task_weights() -> dict[str, dict[str, float]]:
+    """The paper's four-component reward mapped onto our objectives (docs/rewards.md): the task-aware term
+    per task, R_helpful as the task term of benign-but-sensitive rows; R_format comes from
+    `reward.format_weight`; R_visual_focus has no objective yet."""
+    return {
+        "reasoning": {"accuracy": 1.0},
+        "knowledge": {"accuracy": 1.0},
+        "instruction": {"constraints": 1.0},
+        "safety": {"safety": 1.0},
+        "jailbreak": {"safety": 1.0},
+        "over_refusal": {"helpful": 1.0},
+    }
+
+
+def task_weights(task: str, weights: Mapping[str, Mapping[str, float]] | None, format_weight: float) -> dict[str, float]:
+    """The objective weights of one task; `format` falls back to `format_weight`."""
+    table = default_task_weights() if weights is None else weights
+    if task not in table:
+        raise ValueError(f"no task objective: task {task!r} has no entry in reward.weights")
+    return {"format": format_weight, **table[task]}

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import re
 
-from rewards.objectives.template import parse_response
+from cosmo.rules.template import parse_response
 
 REFUSAL_TEXT = "I can't help with that."
 

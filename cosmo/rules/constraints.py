@@ -14,7 +14,7 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from rewards.objectives.template import parse_response
+from cosmo.rules.template import parse_response
 
 
 @dataclass(frozen=True)
