@@ -140,7 +140,7 @@ class RolloutConfig:
 def default_task_weights() -> dict[str, dict[str, float]]:
     """The paper's four-component reward mapped onto our objectives (docs/rewards.md): the task-aware term
     per task, R_helpful as the task term of benign-but-sensitive rows; R_format comes from
-    `reward.format_weight`; R_visual_focus has no objective yet."""
+    `reward.format_weight`; R_visual_focus (objective `visual_focus`) from `reward.visual_focus_weight`."""
     return {
         "reasoning": {"accuracy": 1.0},
         "knowledge": {"accuracy": 1.0},
@@ -230,10 +230,14 @@ class RewardConfig:
     gpus_per_worker: float = opt(0.0, "CUDA only: GPUs reserved per reward worker, for the model objectives")
     format_weight: float = opt(0.5, "weight of the format objective in every task unless reward.weights.<task> "
                                "sets `format`")
+    visual_focus_weight: float = opt(0.0, "weight of the visual_focus objective (does the <think> state what the "
+                                     "image shows) in every task unless reward.weights.<task> sets `visual_focus`; "
+                                     "it applies to image rows whose meta records their content, elsewhere skipped")
     weights: dict[str, dict[str, float]] = opt(
         help="per task: objective -> weight; total = sum of weight x objective over the row's objectives "
              "(recipes merge into these defaults: set a weight to 0 to drop an objective). Objectives: format, "
-             "accuracy, constraints, safety (must-refuse rows only), helpful (other rows only), reward_model, "
+             "accuracy, constraints, safety (must-refuse rows only), helpful (other rows only), visual_focus (image "
+             "rows with recorded content only), reward_model, "
              "judge, http_judge", factory=default_task_weights)
     normalize: str = opt("none", "none: a group's advantages come from the totals; decoupled: each objective is "
                          "z-scored within its prompt group, then weighted and summed (logged totals unchanged)")
@@ -256,6 +260,8 @@ def _validate_reward(r: RewardConfig) -> None:
     _check(r.startup_timeout_s > 0, "reward.startup_timeout_s", "a positive number", r.startup_timeout_s)
     _check(r.gpus_per_worker >= 0, "reward.gpus_per_worker", "a number >= 0", r.gpus_per_worker)
     _check(r.format_weight >= 0, "reward.format_weight", "a number >= 0", r.format_weight)
+    _check(math.isfinite(r.visual_focus_weight) and r.visual_focus_weight >= 0, "reward.visual_focus_weight",
+           "a finite number >= 0", r.visual_focus_weight)
     _check(r.refusal_classifier == "rules", "reward.refusal_classifier", "rules", r.refusal_classifier)
     _check(r.normalize in ("none", "decoupled"), "reward.normalize", "none or decoupled", r.normalize)
     configured = {"reward_model": r.reward_model, "judge": r.judge, "http_judge": r.http_judge}
