@@ -264,7 +264,7 @@ def test_built_in_reference_responses_score_full_visual_focus():
     """Every image item of the generator (both splits) records its content, and its reference think states it."""
     from cosmo.data.build import _pools
 
-    items = [item for split in ("train", "eval") for subpools in _pools(split).values()
+    items = [item for split in ("train", "eval") for subpools in split_pools(split).values()
              for pool in subpools.values() for item in pool if item.image is not None]
     # per split: 15 count + 72 compare (6 ordered shape pairs x 12 unequal counts) + 10 digit items; typed and
     # figstep jailbreak and over_refusal items: 2 x 2 x 32 train phrases, or 2 x 2 x 40 (seen + held-out) in eval
