@@ -54,6 +54,14 @@ class DataConfig:
     build_if_missing: bool = opt(True, "render the built-in multitask set into `dir` when the train file is missing")
     train_per_task: int = opt(400, "built-in set: training rows per task")
     eval_per_task: int = opt(50, "built-in set: held-out rows per task")
+    eval_disjoint: bool = opt(False, "built-in set: the held-out split repeats no train or RL row (text-only prompts "
+                              "in eval-only phrasings, no prompt twice; up to 360 rows per task); false: today's "
+                              "split, whose text-only rows can repeat train prompts (docs/data-format.md)")
+    rl_per_task: int = opt(0, "built-in set: rows per task of an RL prompt pool written to `dir`/rl.jsonl, disjoint "
+                           "from train and eval (RL-only phrasings, fresh renders, train phrases only); 0: none")
+    sft_over_refusal_refusals: float = opt(0.0, "built-in set: share of the over_refusal train rows whose SFT "
+                                           "target is a refusal (should_refuse stays false), so that SFT starts "
+                                           "RL over-refusing on benign requests that look sensitive")
     max_length: int = opt(256, "tokens per training sequence (prompt, image tokens and response)")
     augment: bool = opt(False, "add multimodal jailbreak variants of text-only harmful rows (and the same "
                         "variants of benign-sensitive rows) to the training file, materialised once per "
@@ -531,6 +539,9 @@ def validate(cfg: CosmoConfig) -> None:
     _check(cfg.data.max_length >= 32, "data.max_length", "an integer >= 32", cfg.data.max_length)
     _check(cfg.data.train_per_task >= 1, "data.train_per_task", "an integer >= 1", cfg.data.train_per_task)
     _check(cfg.data.eval_per_task >= 1, "data.eval_per_task", "an integer >= 1", cfg.data.eval_per_task)
+    _check(cfg.data.rl_per_task >= 0, "data.rl_per_task", "an integer >= 0", cfg.data.rl_per_task)
+    _check(0 <= cfg.data.sft_over_refusal_refusals <= 1, "data.sft_over_refusal_refusals", "a share in [0, 1]",
+           cfg.data.sft_over_refusal_refusals)
     d = cfg.data
     for name in ("augment_fraction", "augment_p_typed", "augment_p_split", "augment_p_list", "augment_p_roleplay",
                  "augment_p_wrap_image", "augment_max_noise"):

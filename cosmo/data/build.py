@@ -10,6 +10,7 @@ phrases that never appear in train (meta "heldout": true).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import random
 from functools import lru_cache
@@ -62,8 +63,12 @@ def _render(recipe: tuple, split: str, size: int, seed: int) -> Image.Image:
     raise ValueError(f"unknown image recipe {recipe!r}")
 
 
-# --- public API -------------------------------------------------------------------------------------
-def _split_rows(split: str, per_task: int, seed: int) -> list[tuple[str, Item, str, int]]:
+# --- rows -------------------------------------------------------------------------------------------
+Row = tuple[str, Item, str, int]  # task, item, prompt, render seed
+
+
+def _split_rows(split: str, per_task: int, seed: int) -> list[Row]:
+    """Today's draw: item and prompt at random (with repeats) from the split's pools."""
     rows = []
     for task in TASKS:
         rng = random.Random(f"cosmo/{seed}/{split}/{task}")
@@ -77,6 +82,86 @@ def _split_rows(split: str, per_task: int, seed: int) -> list[tuple[str, Item, s
     return rows
 
 
+def _framed_rows(split: str, per_task: int, seed: int, *, pools_of: str, frames: tuple[str, ...],
+                 strict: bool) -> list[Row]:
+    """Rows that repeat no train row: every text-only prompt is wrapped in one of `frames` (phrasings the
+    train split never uses) and no framed prompt is drawn twice while unused ones remain;
+    image rows get their own renders (`split` seeds them). strict: running out of distinct pairs is an
+    error (the held-out split must not count a row twice) instead of starting a new pass."""
+    rows = []
+    for task in TASKS:
+        rng = random.Random(f"cosmo/{seed}/{split}/{task}")
+        pools = split_pools(pools_of)[task]
+        subtypes = allocate(per_task, subtype_weights(task, pools_of))
+        picks: dict[str, list[tuple[Item, str]]] = {}
+        for sub in dict.fromkeys(subtypes):
+            quota, pool = subtypes.count(sub), pools[sub]
+            if pool[0].image is not None:  # distinct by render
+                picks[sub] = [(item, rng.choice(item.prompts)) for item in (rng.choice(pool) for _ in range(quota))]
+                continue
+            unique: dict[str, Item] = {}  # items that share a prompt (same request, other references) count once
+            for item in pool:
+                for p in item.prompts:
+                    for frame in frames:
+                        unique.setdefault(frame.replace("{q}", p), item)
+            pairs = [(item, prompt) for prompt, item in unique.items()]
+            if strict and quota > len(pairs):
+                raise ValueError(f"data.eval_per_task={per_task}: the {task} subtype {sub!r} needs {quota} distinct "
+                                 f"held-out rows but the generator has {len(pairs)}; lower data.eval_per_task")
+            picks[sub] = []
+            while len(picks[sub]) < quota:
+                picks[sub] += rng.sample(pairs, min(len(pairs), quota - len(picks[sub])))
+        rng.shuffle(subtypes)
+        for sub in subtypes:
+            item, prompt = picks[sub].pop()
+            rows.append((task, item, prompt, rng.getrandbits(32)))
+    random.Random(f"cosmo/{seed}/{split}/order").shuffle(rows)
+    return rows
+
+
+def _over_cautious(samples: list[Sample], fraction: float, seed: int) -> list[Sample]:
+    """`fraction` of the over_refusal rows with a refusal as their SFT target (should_refuse stays false,
+    meta "sft_refusal": true): SFT then starts RL over-refusing on benign requests that look sensitive,
+    as safety-tuned models do, and the `helpful` objective has something to fix."""
+    rng = random.Random(f"cosmo/{seed}/train/over_refusal_refusals")
+    benign = [i for i, s in enumerate(samples) if s.task == "over_refusal"]
+    reasons = [r for category, r in banks.REFUSAL_REASONS.items() if category != "self_harm"]
+    out = list(samples)
+    for i in sorted(rng.sample(benign, round(fraction * len(benign)))):
+        s = samples[i]
+        think = banks.THINK_HARMFUL_IMAGE if s.images else banks.THINK_HARMFUL_TEXT
+        response = format_response(think.format(p=s.meta["phrase"]), f"{REFUSAL_TEXT} {rng.choice(reasons)}")
+        out[i] = dataclasses.replace(s, response=response, meta={**s.meta, "sft_refusal": True})
+    return out
+
+
+def _write_split(split: str, rows: list[Row], out: Path, image_size: int, look: str) -> list[Sample]:
+    """The split's samples, rendering each image row's picture under out/images (in `look`'s styles)."""
+    samples = []
+    for i, (task, item, prompt, render_seed) in enumerate(rows, start=1):
+        row_id = f"{split}-{i:05d}"
+        images: tuple[str, ...] = ()
+        if item.image is not None:
+            image_path = out / "images" / f"{row_id}.png"
+            _render(item.image, look, image_size, render_seed).save(image_path, format="PNG")
+            images = (str(image_path.absolute()),)
+        samples.append(
+            Sample(
+                id=row_id,
+                task=task,
+                prompt=prompt,
+                images=images,
+                answer=item.answer,
+                should_refuse=item.should_refuse,
+                constraints=item.constraints,
+                response=format_response(item.reasoning, item.final),
+                meta={**item.meta, "split": split},
+            )
+        )
+    return samples
+
+
+# --- public API -------------------------------------------------------------------------------------
 def build_dataset(
     out_dir: str | Path,
     *,
@@ -84,42 +169,42 @@ def build_dataset(
     train_per_task: int = 400,
     eval_per_task: int = 50,
     image_size: int = 112,
+    eval_disjoint: bool = False,
+    rl_per_task: int = 0,
+    sft_over_refusal_refusals: float = 0.0,
 ) -> dict[str, Path]:
-    """Write train.jsonl, eval.jsonl, images/*.png and manifest.json under out_dir.
+    """Write train.jsonl, eval.jsonl (and rl.jsonl when rl_per_task > 0), images/*.png and manifest.json.
 
-    Same arguments -> byte-identical files. Returns {"train": path, "eval": path}.
+    eval_disjoint: the held-out split repeats no train or RL row (`_framed_rows`, EVAL_FRAMES). rl_per_task:
+    rows per task of an RL prompt pool disjoint from train and eval (RL_FRAMES, fresh renders in train looks,
+    train phrases only). sft_over_refusal_refusals: share of over_refusal train rows whose target refuses.
+    The defaults write today's files. Same arguments -> byte-identical files. Returns split -> path.
     """
+    if not 0.0 <= sft_over_refusal_refusals <= 1.0:
+        raise ValueError(f"data.sft_over_refusal_refusals: expected a share in [0, 1], got {sft_over_refusal_refusals}")
+    if rl_per_task < 0:
+        raise ValueError(f"data.rl_per_task: expected an integer >= 0, got {rl_per_task}")
     out = Path(out_dir)
     images_dir = out / "images"
     images_dir.mkdir(parents=True, exist_ok=True)
-    for split in SPLITS:  # stale images of an earlier, larger build would confuse users
+    for split in (*SPLITS, "rl"):  # stale images of an earlier, larger build would confuse users
         for old in images_dir.glob(f"{split}-*.png"):
             old.unlink()
+    (out / "rl.jsonl").unlink(missing_ok=True)
+    plans = {
+        "train": _split_rows("train", train_per_task, seed),
+        "eval": (_framed_rows("eval", eval_per_task, seed, pools_of="eval", frames=banks.EVAL_FRAMES, strict=True)
+                 if eval_disjoint else _split_rows("eval", eval_per_task, seed)),
+    }
+    if rl_per_task:
+        plans["rl"] = _framed_rows("rl", rl_per_task, seed, pools_of="train", frames=banks.RL_FRAMES, strict=False)
     paths: dict[str, Path] = {}
     counts: dict[str, dict[str, int]] = {}
     n_images: dict[str, int] = {}
-    for split, per_task in (("train", train_per_task), ("eval", eval_per_task)):
-        samples = []
-        for i, (task, item, prompt, render_seed) in enumerate(_split_rows(split, per_task, seed), start=1):
-            row_id = f"{split}-{i:05d}"
-            images: tuple[str, ...] = ()
-            if item.image is not None:
-                image_path = images_dir / f"{row_id}.png"
-                _render(item.image, split, image_size, render_seed).save(image_path, format="PNG")
-                images = (str(image_path.absolute()),)
-            samples.append(
-                Sample(
-                    id=row_id,
-                    task=task,
-                    prompt=prompt,
-                    images=images,
-                    answer=item.answer,
-                    should_refuse=item.should_refuse,
-                    constraints=item.constraints,
-                    response=format_response(item.reasoning, item.final),
-                    meta={**item.meta, "split": split},
-                )
-            )
+    for split, rows in plans.items():
+        samples = _write_split(split, rows, out, image_size, look="eval" if split == "eval" else "train")
+        if split == "train" and sft_over_refusal_refusals:
+            samples = _over_cautious(samples, sft_over_refusal_refusals, seed)
         paths[split] = write_jsonl(samples, out / f"{split}.jsonl")
         counts[split] = {task: sum(s.task == task for s in samples) for task in TASKS}
         n_images[split] = sum(len(s.images) for s in samples)
@@ -134,12 +219,16 @@ def build_dataset(
             "harmful": [p for p, _ in bank_phrases(banks.HARMFUL, True)],
             "benign_sensitive": [p for p, _ in bank_phrases(banks.BENIGN_SENSITIVE, True)],
         },
-        "files": {split: paths[split].name for split in SPLITS},
+        "files": {split: path.name for split, path in paths.items()},
     }
+    options = {"eval_disjoint": eval_disjoint, "rl_per_task": rl_per_task,
+               "sft_over_refusal_refusals": sft_over_refusal_refusals}
+    if any(options.values()):  # recorded only when set, so that a default build writes today's manifest
+        manifest["options"] = options
     (out / "manifest.json").write_text(
         json.dumps(manifest, indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
     )
-    return {"train": paths["train"], "eval": paths["eval"]}
+    return paths
 
 
 @lru_cache(maxsize=1)
