@@ -1,11 +1,13 @@
-"""The built-in dataset: six task families, a train split and a held-out eval split.
+"""The built-in dataset: six task families, a train split, a held-out eval split and an optional RL pool.
 
 How it works: each (split, task) has finite *pools* of text items (prompt variants, reference
-reasoning and final answer, image recipe). A row picks a subtype by fixed quota, an item and a
-prompt variant at random, and renders its image with its own seed. Because every text comes from
-the pools, `corpus_texts()` can list them all for the tokenizer. Eval differs from train in look
-(fonts, colours, rotation, noise: see `render`) and, for the phrase tasks, half of its rows use
-phrases that never appear in train (meta "heldout": true).
+reasoning and final answer, image recipe: cosmo/data/pools.py). A row picks a subtype by fixed quota,
+an item and a prompt variant at random, and renders its image with its own seed. Because every text
+comes from the pools, `corpus_texts()` can list them all for the tokenizer. Eval differs from train in
+look (fonts, colours, rotation, noise: see `render`) and, for the phrase tasks, half of its rows use
+phrases that never appear in train (meta "heldout": true). Options (docs/data-format.md): a held-out
+split whose text prompts are reworded so that it repeats no train row, an RL pool likewise reworded,
+and an SFT mix with refusals on some benign-but-sensitive rows.
 """
 
 from __future__ import annotations
@@ -254,6 +256,7 @@ def _corpus() -> tuple[str, ...]:
 
 
 def corpus_texts() -> list[str]:
-    """Every text the generator can emit: prompts, responses and their parts, bank phrases (train
-    and held-out) and the words typed into images. For training the tiny model's tokenizer."""
+    """Every text of the train and eval pools: prompts, responses and their parts, bank phrases (train
+    and held-out) and the words typed into images. For training the tiny model's tokenizer. The RL and
+    eval rewordings (banks.RL_FRAMES, EVAL_FRAMES) are left out: the default tokenizer stays as it was."""
     return list(_corpus())
