@@ -17,6 +17,7 @@ from cosmo.data import (
     Sample,
     banks,
     build_dataset,
+    build_from_config,
     corpus_texts,
     load_images,
     load_jsonl,
@@ -351,3 +352,16 @@ def test_bad_options_name_the_key(tmp_path: Path):
         build_dataset(tmp_path, sft_over_refusal_refusals=1.5)
     with pytest.raises(ValueError, match="data.rl_per_task"):
         build_dataset(tmp_path, rl_per_task=-1)
+
+
+def test_build_from_config_passes_every_built_in_set_key(tmp_path: Path):
+    from cosmo.config import DataConfig
+
+    cfg = DataConfig(dir=str(tmp_path / "d"), train_per_task=4, eval_per_task=3, eval_disjoint=True, rl_per_task=2,
+                     sft_over_refusal_refusals=1.0)
+    paths = build_from_config(cfg, seed=5)
+    manifest = json.loads((tmp_path / "d" / "manifest.json").read_text())
+    assert manifest["seed"] == 5 and manifest["counts"]["rl"] == dict.fromkeys(TASKS, 2)
+    assert manifest["counts"]["train"] == dict.fromkeys(TASKS, 4) and manifest["counts"]["eval"] == dict.fromkeys(TASKS, 3)
+    assert manifest["options"] == {"eval_disjoint": True, "rl_per_task": 2, "sft_over_refusal_refusals": 1.0}
+    assert all(is_refusal(s.response) for s in load_jsonl(paths["train"]) if s.task == "over_refusal")

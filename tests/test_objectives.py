@@ -262,7 +262,7 @@ def test_visual_focus_rejects_malformed_meta_naming_row_and_key():
 
 def test_built_in_reference_responses_score_full_visual_focus():
     """Every image item of the generator (both splits) records its content, and its reference think states it."""
-    from cosmo.data.build import _pools
+    from cosmo.data.pools import split_pools
 
     items = [item for split in ("train", "eval") for subpools in split_pools(split).values()
              for pool in subpools.values() for item in pool if item.image is not None]

@@ -17,6 +17,7 @@ import json
 import random
 from functools import lru_cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from PIL import Image
 
@@ -26,6 +27,9 @@ from cosmo.data.pools import Item, allocate, bank_phrases, split_pools, subtype_
 from cosmo.data.schema import TASKS, Sample
 from rewards.objectives.refusal import REFUSAL_TEXT
 from rewards.objectives.template import format_response
+
+if TYPE_CHECKING:  # cosmo.config imports cosmo.data lazily; the type is only for readers
+    from cosmo.config import DataConfig
 
 GENERATOR_VERSION = "1"
 SPLITS = ("train", "eval")
@@ -231,6 +235,14 @@ def build_dataset(
         json.dumps(manifest, indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
     )
     return paths
+
+
+def build_from_config(data_cfg: DataConfig, seed: int) -> dict[str, Path]:
+    """`build_dataset` into `data_cfg.dir` with every built-in-set key of a `DataConfig` (the call the
+    driver makes when the train file is missing), so that a new data key cannot be left out of it."""
+    return build_dataset(data_cfg.dir, seed=seed, train_per_task=data_cfg.train_per_task,
+                         eval_per_task=data_cfg.eval_per_task, eval_disjoint=data_cfg.eval_disjoint,
+                         rl_per_task=data_cfg.rl_per_task, sft_over_refusal_refusals=data_cfg.sft_over_refusal_refusals)
 
 
 @lru_cache(maxsize=1)
