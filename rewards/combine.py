@@ -3,8 +3,9 @@
 Objectives (rewards/registry.py; docs/rewards.md): the rule objectives `format`, `accuracy`,
 `constraints`, `safety` (must-refuse rows), `helpful` (other rows: answered, not refused, and not empty
 or a mere repetition of the question), `visual_focus` (image rows whose meta says what the image shows:
-does the <think> state it), computed for every row they apply to by `objective_scores`; the model objectives `reward_model`, `judge`, `http_judge`, computed by the reward
-worker only for rows whose task weights them (or when the gate needs them).
+does the <think> state it), computed for every row they apply to by `objective_scores`; the model
+objectives `reward_model`, `judge`, `http_judge`, computed by the reward worker only for rows whose task
+weights them (or when the gate needs them).
 
 total = Σ_o w[task][o] · score_o, with w[task] = reward.weights[task], w[task]["format"] defaulting
 to reward.format_weight and w[task]["visual_focus"] to reward.visual_focus_weight. An objective weighted
