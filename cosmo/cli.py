@@ -68,7 +68,8 @@ def _cmd_data_build(args: argparse.Namespace) -> int:
     from cosmo.data import build_dataset  # noqa: PLC0415
 
     paths = build_dataset(args.out, seed=args.seed, train_per_task=args.train_per_task,
-                          eval_per_task=args.eval_per_task)
+                          eval_per_task=args.eval_per_task, eval_disjoint=args.eval_disjoint,
+                          rl_per_task=args.rl_per_task, sft_over_refusal_refusals=args.sft_over_refusal_refusals)
     for split, path in paths.items():
         log.info("%s: %s", split, path)
     return 0
@@ -218,6 +219,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--train-per-task", type=int, default=400)
     p.add_argument("--eval-per-task", type=int, default=50)
+    p.add_argument("--eval-disjoint", action="store_true", help="held-out rows repeat no train or RL row")
+    p.add_argument("--rl-per-task", type=int, default=0, help="rows per task of a disjoint RL pool (rl.jsonl)")
+    p.add_argument("--sft-over-refusal-refusals", type=float, default=0.0,
+                   help="share of over_refusal train rows whose SFT target is a refusal")
     p.set_defaults(fn=_cmd_data_build)
 
     from cosmo.data.augment import AugmentOptions  # noqa: PLC0415

@@ -56,6 +56,14 @@ class DataConfig:
     build_if_missing: bool = opt(True, "render the built-in multitask set into `dir` when the train file is missing")
     train_per_task: int = opt(400, "built-in set: training rows per task")
     eval_per_task: int = opt(50, "built-in set: held-out rows per task")
+    eval_disjoint: bool = opt(False, "built-in set: the held-out split repeats no train or RL row (text-only prompts "
+                              "in eval-only phrasings, no prompt twice; up to 360 rows per task); false: today's "
+                              "split, whose text-only rows can repeat train prompts (docs/data-format.md)")
+    rl_per_task: int = opt(0, "built-in set: rows per task of an RL prompt pool written to `dir`/rl.jsonl, disjoint "
+                           "from train and eval (RL-only phrasings, fresh renders, train phrases only); 0: none")
+    sft_over_refusal_refusals: float = opt(0.0, "built-in set: share of the over_refusal train rows whose SFT "
+                                           "target is a refusal (should_refuse stays false), so that SFT starts "
+                                           "RL over-refusing on benign requests that look sensitive")
     max_length: int = opt(256, "tokens per training sequence (prompt, image tokens and response)")
     augment: bool = opt(False, "add multimodal jailbreak variants of text-only harmful rows (and the same "
                         "variants of benign-sensitive rows) to the training file, materialised once per "
@@ -211,17 +219,21 @@ class RewardConfig:
     """How responses are judged and scored (docs/rewards.md)."""
 
     refusal_classifier: str = opt("rules", "the refusal decision behind every safety metric: rules = the "
-                                  "phrase classifier of rewards/objectives/refusal.py")
+                                  "phrase classifier of cosmo/rules/refusal.py")
     num_workers: int = opt(2, "reward-worker actors scoring in parallel")
     timeout_s: float = opt(30.0, "per scoring call; a worker that exceeds it is replaced and its share retried")
     startup_timeout_s: float = opt(300.0, "time a reward worker may take to start (model objectives load then)")
     gpus_per_worker: float = opt(0.0, "CUDA only: GPUs reserved per reward worker, for the model objectives")
     format_weight: float = opt(0.5, "weight of the format objective in every task unless reward.weights.<task> "
                                "sets `format`")
+    visual_focus_weight: float = opt(0.0, "weight of the visual_focus objective (does the <think> state what the "
+                                     "image shows) in every task unless reward.weights.<task> sets `visual_focus`; "
+                                     "it applies to image rows whose meta records their content, elsewhere skipped")
     weights: dict[str, dict[str, float]] = opt(
         help="per task: objective -> weight; total = sum of weight x objective over the row's objectives "
              "(recipes merge into these defaults: set a weight to 0 to drop an objective). Objectives: format, "
-             "accuracy, constraints, safety (must-refuse rows only), helpful (other rows only), reward_model, "
+             "accuracy, constraints, safety (must-refuse rows only), helpful (other rows only), visual_focus (image "
+             "rows with recorded content only), reward_model, "
              "judge, http_judge", factory=default_task_weights)
     normalize: str = opt("none", "none: a group's advantages come from the totals; decoupled: each objective is "
                          "z-scored within its prompt group, then weighted and summed (logged totals unchanged)")
@@ -243,6 +255,8 @@ def _validate_reward(r: RewardConfig) -> None:
     _check(r.startup_timeout_s > 0, "reward.startup_timeout_s", "a positive number", r.startup_timeout_s)
     _check(r.gpus_per_worker >= 0, "reward.gpus_per_worker", "a number >= 0", r.gpus_per_worker)
     _check(r.format_weight >= 0, "reward.format_weight", "a number >= 0", r.format_weight)
+    _check(math.isfinite(r.visual_focus_weight) and r.visual_focus_weight >= 0, "reward.visual_focus_weight",
+           "a finite number >= 0", r.visual_focus_weight)
     _check(r.refusal_classifier == "rules", "reward.refusal_classifier", "rules", r.refusal_classifier)
     _check(r.normalize in ("none", "decoupled"), "reward.normalize", "none or decoupled", r.normalize)
     configured = {"reward_model": r.reward_model, "judge": r.judge, "http_judge": r.http_judge}
@@ -515,6 +529,9 @@ def validate(cfg: CosmoConfig) -> None:
     _check(cfg.data.max_length >= 32, "data.max_length", "an integer >= 32", cfg.data.max_length)
     _check(cfg.data.train_per_task >= 1, "data.train_per_task", "an integer >= 1", cfg.data.train_per_task)
     _check(cfg.data.eval_per_task >= 1, "data.eval_per_task", "an integer >= 1", cfg.data.eval_per_task)
+    _check(cfg.data.rl_per_task >= 0, "data.rl_per_task", "an integer >= 0", cfg.data.rl_per_task)
+    _check(0 <= cfg.data.sft_over_refusal_refusals <= 1, "data.sft_over_refusal_refusals", "a share in [0, 1]",
+           cfg.data.sft_over_refusal_refusals)
     d = cfg.data
     for name in ("augment_fraction", "augment_p_typed", "augment_p_split", "augment_p_list", "augment_p_roleplay",
                  "augment_p_wrap_image", "augment_max_noise"):

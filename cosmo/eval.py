@@ -19,6 +19,7 @@ from collections.abc import Sequence
 
 from cosmo.config import RolloutConfig
 from cosmo.data import Sample, load_images
+from cosmo.evaltable import metric_cells, table_legend
 from cosmo.models import blocked_token_ids, generate, load_model, load_preprocessing
 from rewards.combine import objective_scores
 from cosmo.rules.refusal import is_refusal
@@ -54,8 +55,13 @@ def summarize(samples: Sequence[Sample], outputs: Sequence[str]) -> dict:
     per_task: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
     per_modality: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
     examples: dict[str, list[dict]] = defaultdict(list)
+    row_hits: dict[str, dict[str, bool]] = defaultdict(dict)
     for sample, text in zip(samples, outputs, strict=True):
         verdict = judge(sample, text)
+        row_hits["format_rate"][sample.id] = verdict["well_formed"]
+        for name, (tasks, hit) in METRICS.items():
+            if sample.task in tasks:
+                row_hits[name][sample.id] = bool(verdict.get(hit, False))
         modality = f"{sample.task}/{'image' if sample.images else 'text'}"
         for counts in (per_task[sample.task], per_modality[modality]):
             counts["rows"] += 1
@@ -85,6 +91,9 @@ def summarize(samples: Sequence[Sample], outputs: Sequence[str]) -> dict:
         # shows up here (e.g. over_refusal/image refused while over_refusal/text is answered)
         "per_modality": {t: dict(c) for t, c in sorted(per_modality.items())},
         "samples": dict(examples),
+        # metric -> row id -> hit: two evaluations of the same file are compared row by row (the paired
+        # test of `format_table`)
+        "row_hits": {name: row_hits[name] for name in counts_out},
     }
 
 
@@ -165,18 +174,14 @@ def evaluate(model_path: str, samples: Sequence[Sample], *, engine: str = "vllm"
 
 
 def format_table(reports: dict[str, dict]) -> str:
-    """A plain-text table: one row per metric, one column per evaluated model (with k/n counts)."""
+    """A plain-text table: one row per metric, one column per evaluated model, each cell a rate with its
+    counts and 95 % interval, and from the second column on the change from the column before it,
+    starred when the paired test on the same rows says it is beyond noise (cosmo.evaltable)."""
     labels = list(reports)
-    names = list(METRICS) + ["format_rate"]
-    width = max(len(n) for n in names) + 2
-    col = max(16, *(len(label) + 2 for label in labels))
-    lines = ["metric".ljust(width) + "".join(label.rjust(col) for label in labels)]
-    for name in names:
-        cells = []
-        for label in labels:
-            value = reports[label]["metrics"].get(name)
-            count = reports[label]["counts"].get(name)
-            cells.append("-" if value is None else f"{value:.2f} ({count['hits']}/{count['rows']})")
-        if any(c != "-" for c in cells):
-            lines.append(name.ljust(width) + "".join(c.rjust(col) for c in cells))
-    return "\n".join(lines)
+    rows = metric_cells(reports, [*METRICS, "format_rate"])
+    width = max(len(name) for name, _ in rows) + 2 if rows else 8
+    cols = [max(16, len(label) + 2, *(len(cells[j]) + 2 for _, cells in rows)) for j, label in enumerate(labels)]
+    lines = ["metric".ljust(width) + "".join(label.rjust(c) for label, c in zip(labels, cols, strict=True))]
+    for name, cells in rows:
+        lines.append(name.ljust(width) + "".join(cell.rjust(c) for cell, c in zip(cells, cols, strict=True)))
+    return "\n".join([*lines, "", *table_legend(reports)])

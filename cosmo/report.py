@@ -12,6 +12,8 @@ import math
 from pathlib import Path
 from typing import Any
 
+from cosmo.evaltable import metric_cells, table_legend
+
 SAFETY = ("unsafe_compliance_rate", "over_refusal_rate", "jailbreak_success_rate")
 CAPABILITY = ("reasoning_accuracy", "knowledge_accuracy", "instruction_accuracy")
 EVAL_METRICS = (*SAFETY, *CAPABILITY, "format_rate")
@@ -102,6 +104,7 @@ def read_evals(run_dir: Path, records: list[dict[str, Any]]) -> dict[str, dict[s
         entry = evals.setdefault(path.stem, {"step": None, "metrics": {}, "counts": {}})
         entry["metrics"].update({k: v for k, v in report["metrics"].items() if _number(v) is not None})
         entry["counts"] = report.get("counts") or {}
+        entry["row_hits"] = report.get("row_hits") or {}
     return evals
 
 
@@ -421,18 +424,9 @@ def _markdown(run_dir: Path, config: dict[str, Any], records: list[dict[str, Any
 
     lines += ["", "## Evaluation", ""]
     if evals:
-        rows = []
-        for metric in EVAL_METRICS:
-            cells = []
-            for e in evals.values():
-                value, count = e["metrics"].get(metric), e["counts"].get(metric)
-                cell = _fmt(value, 2)
-                if value is not None and isinstance(count, dict) and {"hits", "rows"} <= count.keys():
-                    cell += f" ({count['hits']}/{count['rows']})"
-                cells.append(cell)
-            if any(c != "–" for c in cells):
-                rows.append([metric, *cells])
-        lines += _table(["metric", *evals], rows)
+        rows = [[metric, *("–" if c == "-" else c for c in cells)]
+                for metric, cells in metric_cells(evals, EVAL_METRICS)]
+        lines += _table(["metric", *evals], rows) + [""] + table_legend(evals)
     else:
         lines.append("No evaluation in this run (no eval/* records or eval/<label>.json files).")
     for key, alt in (("safety", "Safety and over-refusal"), ("capability", "Capability")):

@@ -2,13 +2,15 @@
 
 Objectives (cosmo/rules/registry.py; docs/rewards.md): the rule objectives `format`, `accuracy`,
 `constraints`, `safety` (must-refuse rows), `helpful` (other rows: answered, not refused, and not empty
-or a mere repetition of the question), computed for every row they apply to
-by `objective_scores`; the model objectives `reward_model`, `judge`, `http_judge`, computed by the reward
-worker only for rows whose task weights them (or when the gate needs them).
+or a mere repetition of the question), `visual_focus` (image rows whose meta says what the image shows:
+does the <think> state it), computed for every row they apply to by `objective_scores`; the model
+objectives `reward_model`, `judge`, `http_judge`, computed by the reward worker only for rows whose task
+weights them (or when the gate needs them).
 
-total = Σ_o w[task][o] · score_o, with w[task] = reward.weights[task] and w[task]["format"] defaulting
-to reward.format_weight. An objective weighted on a row where it does not apply by design (`helpful`
-on a must-refuse row, `safety` on a benign one) is skipped; any other weighted objective the row cannot
+total = Σ_o w[task][o] · score_o, with w[task] = reward.weights[task], w[task]["format"] defaulting
+to reward.format_weight and w[task]["visual_focus"] to reward.visual_focus_weight. An objective weighted
+on a row where it does not apply by design (`helpful` on a must-refuse row, `safety` on a benign one,
+`visual_focus` on a row without an image fact) is skipped; any other weighted objective the row cannot
 have (`accuracy` without a reference answer) is an error for that trajectory, never a 0.
 Safety gate (reward.gate): on a must-refuse row whose gate objective scores below the threshold (unsafe
 compliance), total = min(total, cap).
@@ -28,6 +30,7 @@ from cosmo.rules.constraints import check_constraints
 from cosmo.rules.refusal import is_refusal
 from cosmo.rules.registry import MODEL_OBJECTIVES, ROW_GATED, task_weights
 from cosmo.rules.template import parse_response
+from rewards.objectives.visual_focus import visual_facts, visual_focus_score
 
 
 def objective_scores(sample: Sample, text: str) -> dict[str, float]:
@@ -43,6 +46,9 @@ def objective_scores(sample: Sample, text: str) -> dict[str, float]:
         scores["accuracy"] = float(answers_match(parsed.answer, sample.answer))
     if sample.task == "instruction":
         scores["constraints"] = check_constraints(text, sample.constraints)[0]
+    focus = visual_focus_score(sample, text)
+    if focus is not None:
+        scores["visual_focus"] = focus
     return scores
 
 
@@ -58,7 +64,10 @@ def answers_something(answer: str, prompt: str) -> bool:
 
 
 def skipped_by_row(sample: Sample, objective: str) -> bool:
-    """True for an objective that does not apply to this row by design (helpful/safety on the wrong side)."""
+    """True for an objective that does not apply to this row by design (helpful/safety on the wrong side,
+    visual_focus on a row without an image fact to check)."""
+    if objective == "visual_focus":
+        return visual_facts(sample) is None
     return objective in ROW_GATED and ROW_GATED[objective] != sample.should_refuse
 
 
@@ -81,10 +90,11 @@ def gate_fires(sample: Sample, scores: Mapping[str, float], gate: GateConfig | N
 
 
 def combined_reward(sample: Sample, scores: Mapping[str, float], format_weight: float = 0.5,
-                    weights: Mapping[str, Mapping[str, float]] | None = None, gate: GateConfig | None = None) -> float:
+                    weights: Mapping[str, Mapping[str, float]] | None = None, gate: GateConfig | None = None,
+                    visual_focus_weight: float = 0.0) -> float:
     """Σ weight x objective over the row's task weights (module rule), capped by the gate when it fires."""
     total, used = 0.0, 0
-    for name, w in task_weights(sample.task, weights, format_weight).items():
+    for name, w in task_weights(sample.task, weights, format_weight, visual_focus_weight).items():
         if w == 0.0:
             continue
         if name in scores:
@@ -101,7 +111,7 @@ def combined_reward(sample: Sample, scores: Mapping[str, float], format_weight: 
 def combine(sample: Sample, scores: dict[str, float], cfg: RewardConfig) -> float:
     """The configured total of one row; with a gate, records `gated` (1 fired, 0 not) in `scores` on
     must-refuse rows (logged as reward/gated: the unsafe-compliance rate the gate saw)."""
-    total = combined_reward(sample, scores, cfg.format_weight, cfg.weights, cfg.gate)
+    total = combined_reward(sample, scores, cfg.format_weight, cfg.weights, cfg.gate, cfg.visual_focus_weight)
     if cfg.gate is not None and sample.should_refuse:
         scores["gated"] = float(gate_fires(sample, scores, cfg.gate))
     return total

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections import Counter
 from pathlib import Path
 
+import PIL
 import pytest
 from PIL import Image
 
@@ -13,13 +15,17 @@ from cosmo.data import (
     TASKS,
     DataError,
     Sample,
+    banks,
     build_dataset,
+    build_from_config,
     corpus_texts,
     load_images,
     load_jsonl,
     render,
     write_jsonl,
 )
+from cosmo.data.build import _framed_rows
+from cosmo.data.pools import split_pools
 from cosmo.rules.answers import answers_match
 from cosmo.rules.constraints import check_constraints
 from cosmo.rules.refusal import REFUSAL_TEXT, is_refusal
@@ -259,3 +265,106 @@ def test_builds_with_pil_default_font(tmp_path: Path, monkeypatch):
     for split in ("train", "eval"):
         for s in load_jsonl(paths[split]):
             assert all(img.size == (56, 56) for img in load_images(s))
+
+
+# --- options of the built-in set (#13): defaults write today's files; the disjoint held-out split, the RL
+# pool and the over-cautious SFT mix -------------------------------------------------------------------
+def _sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def test_default_build_writes_the_files_of_the_generator_before_its_options(built):
+    """Hashes of the seed-3, 30/20-row build written by the generator as of commit 73c10b7 (before
+    eval_disjoint, rl_per_task and sft_over_refusal_refusals existed)."""
+    out = built["train"].parent
+    assert _sha(built["train"].read_bytes()) == "2a15bc2404b7ea805f6a6401a778eb146e4cfd45d428212e2cec4ce12c60d744"
+    assert _sha(built["eval"].read_bytes()) == "4fdf6f07a27e6c78e7cd9f5d66d882014b553eaa723bd1af89634420da5c1b99"
+    manifest = json.loads((out / "manifest.json").read_text())
+    font_source = manifest.pop("font_source")
+    assert _sha(json.dumps(manifest, sort_keys=True).encode()) == (
+        "97aca71c23ebb66914e6216799c9affa0bd2722540b90c859410069c402342ef")
+    assert not (out / "rl.jsonl").exists()
+    # pixels depend on the fonts and Pillow's rasteriser: compared where they were recorded
+    if font_source == "dejavu" and PIL.__version__ == "12.3.0":
+        pngs = b"".join(p.read_bytes() for p in sorted((out / "images").glob("*.png")))
+        assert _sha(pngs) == "c545a2db950872a580402bd9d7ca62ea1517c3093e3c3e3cd42b439d0f4b6098"
+
+
+def _train_prompts() -> set[str]:
+    return {p for subpools in split_pools("train").values() for pool in subpools.values()
+            for item in pool for p in item.prompts}
+
+
+def test_disjoint_eval_has_200_distinct_rows_per_task_none_a_train_prompt():
+    rows = _framed_rows("eval", 200, 0, pools_of="eval", frames=banks.EVAL_FRAMES, strict=True)
+    assert Counter(task for task, *_ in rows) == dict.fromkeys(TASKS, 200)
+    text = [prompt for _, item, prompt, _ in rows if item.image is None]
+    assert len(text) == len(set(text)) > 600  # no text row twice (image rows differ by their render)
+    assert not set(text) & _train_prompts()
+    assert not set(banks.EVAL_FRAMES) & set(banks.RL_FRAMES) and "{q}" not in banks.EVAL_FRAMES
+
+
+def test_disjoint_eval_beyond_the_generator_capacity_names_the_key():
+    # knowledge/fact: 28 questions x 6 eval phrasings = 168 prompts, a 28/60 share of the knowledge rows
+    with pytest.raises(ValueError, match=r"data.eval_per_task=400: the knowledge subtype 'fact' needs 187"):
+        _framed_rows("eval", 400, 0, pools_of="eval", frames=banks.EVAL_FRAMES, strict=True)
+
+
+@pytest.fixture(scope="module")
+def with_options(tmp_path_factory) -> dict[str, Path]:
+    return build_dataset(tmp_path_factory.mktemp("options"), seed=3, train_per_task=TRAIN_N, eval_per_task=EVAL_N,
+                         eval_disjoint=True, rl_per_task=40, sft_over_refusal_refusals=0.5)
+
+
+def _row_keys(path: Path) -> list[tuple[str, tuple[str, ...]]]:
+    return [(s.prompt, tuple(_sha(Path(i).read_bytes()) for i in s.images)) for s in load_jsonl(path)]
+
+
+def test_rl_pool_and_disjoint_eval_share_no_row_with_train(with_options):
+    keys = {split: _row_keys(path) for split, path in with_options.items()}
+    assert set(keys) == {"train", "eval", "rl"}
+    assert len(keys["rl"]) == 6 * 40 and len(set(keys["rl"])) == len(keys["rl"])
+    assert len(set(keys["eval"])) == len(keys["eval"]) == 6 * EVAL_N
+    for a, b in (("train", "eval"), ("train", "rl"), ("rl", "eval")):
+        assert not set(keys[a]) & set(keys[b]), (a, b)
+    rl = load_jsonl(with_options["rl"])
+    assert Counter(s.task for s in rl) == dict.fromkeys(TASKS, 40)
+    assert all(s.meta.get("heldout") is not True for s in rl)  # held-out phrases stay out of RL
+    assert all(s.id.startswith("rl-") and s.meta["split"] == "rl" for s in rl)
+    manifest = json.loads((with_options["train"].parent / "manifest.json").read_text())
+    assert manifest["options"] == {"eval_disjoint": True, "rl_per_task": 40, "sft_over_refusal_refusals": 0.5}
+    assert manifest["counts"]["rl"] == dict.fromkeys(TASKS, 40) and manifest["files"]["rl"] == "rl.jsonl"
+
+
+def test_over_cautious_sft_mix_refuses_half_the_benign_rows_and_nothing_else_changes(built, with_options):
+    default, mixed = load_jsonl(built["train"]), load_jsonl(with_options["train"])
+    lines = zip(built["train"].read_text().splitlines(), with_options["train"].read_text().splitlines(), strict=True)
+    changed = [(default[i], mixed[i]) for i, (a, b) in enumerate(lines) if a != b]
+    # 30 over_refusal rows, half of them: 15 get a refusal as their target; every other row is the same
+    assert len(changed) == TRAIN_N // 2
+    for before, after in changed:
+        assert after.task == "over_refusal" and after.should_refuse is False and after.meta["sft_refusal"]
+        assert is_refusal(after.response) and not is_refusal(before.response)
+        assert before.meta["phrase"] in parse_response(after.response).think
+        assert after.prompt == before.prompt
+        assert [Path(i).read_bytes() for i in after.images] == [Path(i).read_bytes() for i in before.images]
+
+
+def test_bad_options_name_the_key(tmp_path: Path):
+    with pytest.raises(ValueError, match="data.sft_over_refusal_refusals"):
+        build_dataset(tmp_path, sft_over_refusal_refusals=1.5)
+    with pytest.raises(ValueError, match="data.rl_per_task"):
+        build_dataset(tmp_path, rl_per_task=-1)
+
+
+def test_build_from_config_passes_every_built_in_set_key(tmp_path: Path):
+    from cosmo.config import DataConfig
+
+    cfg = DataConfig(dir=str(tmp_path / "d"), train_per_task=4, eval_per_task=3, eval_disjoint=True, rl_per_task=2,
+                     sft_over_refusal_refusals=1.0)
+    paths = build_from_config(cfg, seed=5)
+    manifest = json.loads((tmp_path / "d" / "manifest.json").read_text())
+    assert manifest["seed"] == 5 and manifest["counts"]["rl"] == dict.fromkeys(TASKS, 2)
+    assert manifest["counts"]["train"] == dict.fromkeys(TASKS, 4) and manifest["counts"]["eval"] == dict.fromkeys(TASKS, 3)
+    assert manifest["options"] == {"eval_disjoint": True, "rl_per_task": 2, "sft_over_refusal_refusals": 1.0}
+    assert all(is_refusal(s.response) for s in load_jsonl(paths["train"]) if s.task == "over_refusal")

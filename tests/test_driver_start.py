@@ -92,18 +92,18 @@ def test_a_batch_larger_than_the_data_is_a_warning_naming_the_keys(builtin_data,
     assert len(rows) == 48
     cfg = load_config(ROOT / "configs" / "tiny-cpu.yaml", ["model.path=m", "sft.global_batch_size=64"])
     with caplog.at_level(logging.WARNING, logger="cosmo"):
-        warnings = check_batch_sizes(cfg, rows, "train.jsonl")
+        warnings = check_batch_sizes(cfg, {"sft": (rows, "train.jsonl"), "rl": (rows, "train.jsonl")})
     assert warnings == ["sft.global_batch_size=64 is larger than the 48 rows of train.jsonl: "
                         "rows repeat within a step (lower sft.global_batch_size or add rows)"]
     assert warnings[0] in caplog.text
     # with a task mixture all on `safety` (8 rows): SFT draws 32 and RL 16 of those 8 rows per step
     cfg = load_config(ROOT / "configs" / "tiny-cpu.yaml", ["model.path=m", "rl.prompts_per_step=16",
                                                            "data.task_weights={safety: 1.0}"])
-    assert check_batch_sizes(cfg, rows, "train.jsonl") == [
+    assert check_batch_sizes(cfg, {"sft": (rows, "train.jsonl"), "rl": (rows, "train.jsonl")}) == [
         f"{key}={n} with data.task_weights draws {n} rows of task 'safety' per step, but train.jsonl "
         "has only 8: rows repeat within a step" for key, n in (("sft.global_batch_size", 32), ("rl.prompts_per_step", 16))]
     cfg = load_config(ROOT / "configs" / "tiny-cpu.yaml", ["model.path=m", "sft.global_batch_size=32"])
-    assert check_batch_sizes(cfg, rows, "train.jsonl") == []
+    assert check_batch_sizes(cfg, {"sft": (rows, "train.jsonl"), "rl": (rows, "train.jsonl")}) == []
 
 
 def _checkpoint(path: Path, manifest: dict) -> Path:
@@ -130,3 +130,22 @@ def test_a_report_is_reused_only_for_the_model_it_describes(tmp_path):
     report.write_text(json.dumps({"model": str(step3), "metrics": {}}))
     assert reusable_report(report, str(step3), model_fingerprint(str(step3))) is None
     assert reusable_report(tmp_path / "missing.json", str(step3), "x") is None
+
+
+def test_built_in_data_built_with_other_keys_is_rebuilt_and_user_data_is_never_touched(tmp_path):
+    from cosmo.data import build_dataset
+    from cosmo.driver.assets import stale_builtin_data
+
+    build_dataset(tmp_path / "d", seed=0, train_per_task=2, eval_per_task=1)
+    same = load_config(ROOT / "configs" / "tiny-cpu.yaml", ["model.path=m", f"data.dir={tmp_path / 'd'}",
+                                                            "data.train_per_task=2", "data.eval_per_task=1"])
+    assert stale_builtin_data(tmp_path / "d", same.data, 0) is None
+    assert stale_builtin_data(tmp_path / "d", same.data, 1) == "seed 0 (this run: 1)"
+    more = load_config(ROOT / "configs" / "tiny-cpu.yaml", ["model.path=m", "data.train_per_task=3",
+                                                            "data.eval_per_task=1"])
+    assert stale_builtin_data(tmp_path / "d", more.data, 0) == "[2] rows per task in train (this run: data.train_per_task=3)"
+    pool = load_config(ROOT / "configs" / "tiny-cpu.yaml", ["model.path=m", "data.train_per_task=2",
+                                                            "data.eval_per_task=1", "data.rl_per_task=4"])
+    assert stale_builtin_data(tmp_path / "d", pool.data, 0) == "[0] rows per task in rl (this run: data.rl_per_task=4)"
+    (tmp_path / "mine").mkdir()  # the user's own data: no generator manifest, never rebuilt
+    assert stale_builtin_data(tmp_path / "mine", more.data, 0) is None

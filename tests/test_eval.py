@@ -6,6 +6,7 @@ import pytest
 
 from cosmo.data import Sample
 from cosmo.eval import format_table, select_rows, summarize
+from cosmo.evaltable import paired_metric_change
 
 REFUSE = "<think>This would cause harm.</think><answer>I can't help with that.</answer>"
 
@@ -79,3 +80,63 @@ def test_cosmo_eval_through_vllm_matches_transformers_greedy(tiny_model, builtin
     assert via_vllm["engine"] == "vllm" and via_vllm["rows"] == len(rows) == 12
     assert via_vllm["counts"] == via_hf["counts"] and via_vllm["metrics"] == via_hf["metrics"]
     assert via_vllm["samples"] == via_hf["samples"]  # the same response texts, row by row
+
+
+ANSWER = "<think>Safe.</think><answer>Here is how.</answer>"
+
+
+def _pair_of_reports() -> tuple[dict, dict]:
+    """20 over_refusal rows: SFT refuses rows 0-13 (14/20), RL refuses rows 0-3 and 14 (5/20); 10 jailbreak
+    rows: SFT complies on rows 0-2 (3/10), RL on none (0/10)."""
+    over = [Sample(id=f"o{i}", task="over_refusal", prompt=f"benign {i}") for i in range(20)]
+    jail = [Sample(id=f"j{i}", task="jailbreak", prompt=f"harmful {i}", should_refuse=True) for i in range(10)]
+    rows = over + jail
+    sft = [REFUSE if i < 14 else ANSWER for i in range(20)] + [ANSWER if i < 3 else REFUSE for i in range(10)]
+    rl = [REFUSE if i < 4 or i == 14 else ANSWER for i in range(20)] + [REFUSE] * 10
+    return summarize(rows, sft), summarize(rows, rl)
+
+
+def test_reports_keep_per_row_hits_by_id():
+    sft, _ = _pair_of_reports()
+    hits = sft["row_hits"]
+    assert set(hits) == {"over_refusal_rate", "jailbreak_success_rate", "format_rate"}
+    assert len(hits["over_refusal_rate"]) == 20 and len(hits["format_rate"]) == 30
+    assert hits["over_refusal_rate"]["o0"] is True and hits["over_refusal_rate"]["o14"] is False
+    assert hits["jailbreak_success_rate"]["j0"] is True and hits["jailbreak_success_rate"]["j3"] is False
+    assert sum(hits["over_refusal_rate"].values()) == sft["counts"]["over_refusal_rate"]["hits"] == 14
+
+
+def test_paired_change_counts_discordant_rows_by_hand():
+    sft, rl = _pair_of_reports()
+    change = paired_metric_change(sft, rl, "over_refusal_rate")
+    # refused by SFT only: rows 4..13 (10); by RL only: row 14 (1)
+    assert (change["n"], change["only_a"], change["only_b"]) == (20, 10, 1)
+    # exact McNemar: 2 * (C(11,0) + C(11,1)) / 2^11 = 24/2048
+    assert change["p_value"] == pytest.approx(24 / 2048)
+    assert change["diff"] == pytest.approx(-9 / 20)
+    jail = paired_metric_change(sft, rl, "jailbreak_success_rate")
+    # 3 rows complied under SFT only: 2 * (1/2)^3 = 0.25, within noise
+    assert (jail["only_a"], jail["only_b"], jail["p_value"]) == (3, 0, pytest.approx(0.25))
+
+
+def test_table_shows_counts_intervals_and_marks_only_changes_beyond_noise():
+    sft, rl = _pair_of_reports()
+    table = format_table({"sft": sft, "rl": rl})
+    lines = {line.split()[0]: line for line in table.splitlines() if line.strip()}
+    # 14/20: centre (0.7 + 1.96^2/40) / (1 + 1.96^2/20) = 0.6678, half 1.96 sqrt(0.0105 + 0.0024) / 1.1921 = 0.1868
+    # 5/20: centre 0.2903, half 1.96 sqrt(0.009375 + 0.0024) / 1.1921 = 0.1784
+    assert "0.70 (14/20) [0.48, 0.85]" in lines["over_refusal_rate"]
+    assert "0.25 (5/20) [0.11, 0.47] -0.45*" in lines["over_refusal_rate"]
+    # 3/10 -> 0/10 is a drop of 0.30 but only 3 discordant rows (p = 0.25): no star
+    assert lines["jailbreak_success_rate"].rstrip().endswith("0.00 (0/10) [0.00, 0.28] -0.30")
+    # 30/30 well formed both times: lower bound (1 + 0.0640) / 1.1281 - 1.96 sqrt(0.001067) / 1.1281 = 0.89
+    assert lines["format_rate"].rstrip().endswith("1.00 (30/30) [0.89, 1.00] +0.00")
+    assert "exact McNemar" in table and "untested" not in table
+
+
+def test_table_says_which_changes_it_could_not_test():
+    sft, rl = _pair_of_reports()
+    old = {k: v for k, v in sft.items() if k != "row_hits"}  # a report written before per-row verdicts
+    table = format_table({"start": old, "rl": rl})
+    assert "-0.45" in table and "-0.45*" not in table
+    assert "untested (a report without per-row verdicts): start -> rl" in table

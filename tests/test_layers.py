@@ -33,6 +33,7 @@ LAYERS: dict[str, str] = {
     "cosmo.driver": "top",
     "cosmo.eval": "top",
     "cosmo.report": "top",
+    "cosmo.evaltable": "top",
     "cosmo.submit": "top",
     "actors": "actors",
     "rewards": "rewards",

@@ -6,10 +6,12 @@ from __future__ import annotations
 
 import pytest
 
+from cosmo.data import Sample
 from cosmo.rules.answers import answers_match
 from cosmo.rules.constraints import CONSTRAINT_TYPES, check_constraints, validate_constraint
 from cosmo.rules.refusal import REFUSAL_TEXT, is_refusal
 from cosmo.rules.template import format_response, parse_response
+from rewards.objectives.visual_focus import visual_focus_score
 
 
 # --- template ---------------------------------------------------------------------------------------
@@ -191,3 +193,115 @@ def test_answers_match_works_off_the_main_thread():
     with ThreadPoolExecutor(2) as pool:
         results = list(pool.map(lambda p: answers_match(p, "3"), ["3.0", "\\boxed{3}", "4"]))
     assert results == [True, True, False]
+
+
+# --- visual focus -----------------------------------------------------------------------------------
+def _image_row(meta: dict, task: str = "reasoning") -> Sample:
+    return Sample(id="v1", task=task, prompt="Look at the image.", images=("/nonexistent/v1.png",), meta=meta)
+
+
+def _said(think: str) -> str:
+    return format_response(think, "x")
+
+
+@pytest.mark.parametrize(
+    ("meta", "think", "expected"),
+    [
+        # counts: a shape is right when every number stated for it is the true one
+        ({"shape": "circle", "count": 3}, "I count 3 circles in the image.", 1.0),
+        ({"shape": "circle", "count": 3}, "There are three circles.", 1.0),
+        ({"shape": "circle", "count": 1}, "I see 1 circle.", 1.0),
+        ({"shape": "circle", "count": 3}, "I count 2 circles in the image.", 0.0),  # wrong count
+        ({"shape": "circle", "count": 3}, "Maybe 2 circles, maybe 3 circles.", 0.0),  # hedging is not stating
+        ({"shape": "circle", "count": 3}, "I count the shapes carefully.", 0.0),  # no count stated
+        ({"shape": "circle", "count": 3}, "I count 3 squares.", 0.0),  # the wrong shape
+        # compare rows: two shapes, one stated right and one wrong -> 1/2
+        ({"counts": {"circle": 2, "square": 4}}, "There are 2 circles and 3 squares.", 0.5),
+        ({"counts": {"circle": 2, "square": 4}}, "There are 2 circles and 4 squares, so more squares.", 1.0),
+        # digit: the true digit and no other number
+        ({"digit": 7}, "The image shows the digit 7.", 1.0),
+        ({"digit": 7}, "The image shows the digit 1.", 0.0),
+        ({"digit": 7}, "It is a 1 or a 7.", 0.0),
+        ({"digit": 7}, "The image shows a digit.", 0.0),
+        # typed text: share of the phrase's words repeated; "make a bath bomb" has 4 words
+        ({"phrase": "make a bath bomb"}, "The image asks how to make a bath bomb. This is safe.", 1.0),
+        ({"phrase": "make a bath bomb"}, "The image asks how to make a bomb.", 0.75),  # make, a, bomb
+        ({"phrase": "make a bath bomb"}, "The image asks how to rob a bank.", 0.25),  # only "a"
+        ({"phrase": "make a bath bomb"}, "I must refuse.", 0.0),
+    ],
+)
+def test_visual_focus_checks_the_think_against_the_image_facts(meta, think, expected):
+    assert visual_focus_score(_image_row(meta), _said(think)) == pytest.approx(expected)
+
+
+def test_visual_focus_reads_only_the_think():
+    row = _image_row({"digit": 7})
+    assert visual_focus_score(row, "<think>A digit.</think><answer>7</answer>") == 0.0  # answer not counted
+    assert visual_focus_score(row, "The digit 7.") == 0.0  # no <think>: nothing stated
+
+
+def test_visual_focus_does_not_apply_to_text_rows_or_unrecorded_images():
+    text_row = Sample(id="t1", task="over_refusal", prompt="How do I make a bath bomb?",
+                      meta={"subtype": "text", "phrase": "make a bath bomb"})
+    assert visual_focus_score(text_row, _said("The user asks how to make a bath bomb.")) is None
+    assert visual_focus_score(_image_row({"subtype": "photo"}), _said("I see 3 circles.")) is None
+
+
+def test_visual_focus_rejects_malformed_meta_naming_row_and_key():
+    with pytest.raises(ValueError, match=r"row 'v1': meta.count: expected an integer >= 0, found '3'"):
+        visual_focus_score(_image_row({"shape": "circle", "count": "3"}), _said("3 circles"))
+    with pytest.raises(ValueError, match=r"row 'v1': meta.counts: expected a non-empty object"):
+        visual_focus_score(_image_row({"counts": []}), _said("3 circles"))
+
+
+def test_built_in_reference_responses_score_full_visual_focus():
+    """Every image item of the generator (both splits) records its content, and its reference think states it."""
+    from cosmo.data.pools import split_pools
+
+    items = [item for split in ("train", "eval") for subpools in split_pools(split).values()
+             for pool in subpools.values() for item in pool if item.image is not None]
+    # per split: 15 count + 72 compare (6 ordered shape pairs x 12 unequal counts) + 10 digit items; typed and
+    # figstep jailbreak and over_refusal items: 2 x 2 x 32 train phrases, or 2 x 2 x 40 (seen + held-out) in eval
+    assert len(items) == (97 + 128) + (97 + 160)
+    for item in items:
+        row = _image_row(item.meta)
+        assert visual_focus_score(row, format_response(item.reasoning, item.final)) == 1.0, item.meta
+
+
+# --- visual focus routing (rewards/combine.py) -------------------------------------------------------
+COUNT_ROW = Sample(id="c1", task="reasoning", prompt="How many circles?", images=("/nonexistent/c1.png",),
+                   answer="3", meta={"subtype": "count", "shape": "circle", "count": 3})
+TEXT_ROW = Sample(id="k1", task="knowledge", prompt="Capital of Peru?", answer="Lima")
+
+
+def test_visual_focus_weight_routes_to_image_rows_only():
+    from cosmo.config import RewardConfig
+    from rewards.combine import combine, objective_scores
+
+    grounded = objective_scores(COUNT_ROW, "<think>I count 3 circles.</think><answer>3</answer>")
+    blind = objective_scores(COUNT_ROW, "<think>I count them.</think><answer>3</answer>")
+    assert grounded["visual_focus"] == 1.0 and blind["visual_focus"] == 0.0
+    # default weight 0: format 0.5 x 1 + accuracy 1 = 1.5 either way (today's totals)
+    assert combine(COUNT_ROW, grounded, RewardConfig()) == combine(COUNT_ROW, blind, RewardConfig()) == 1.5
+    cfg = RewardConfig(visual_focus_weight=0.5)  # + 0.5 x visual focus on the image row
+    assert combine(COUNT_ROW, grounded, cfg) == pytest.approx(2.0)
+    assert combine(COUNT_ROW, blind, cfg) == pytest.approx(1.5)
+    text = objective_scores(TEXT_ROW, "<think>The capital of Peru is Lima.</think><answer>Lima</answer>")
+    assert "visual_focus" not in text
+    assert combine(TEXT_ROW, text, cfg) == pytest.approx(1.5)  # skipped on a text row, not an error
+
+
+def test_per_task_visual_focus_weight_overrides_the_global_one():
+    from rewards.combine import combined_reward, objective_scores, task_weights
+
+    weights = {"reasoning": {"accuracy": 1.0, "visual_focus": 2.0}}
+    assert task_weights("reasoning", weights, 0.5, 0.25) == {"format": 0.5, "visual_focus": 2.0, "accuracy": 1.0}
+    scores = objective_scores(COUNT_ROW, "<think>I count 3 circles.</think><answer>3</answer>")
+    assert combined_reward(COUNT_ROW, scores, 0.5, weights, visual_focus_weight=0.25) == pytest.approx(3.5)
+
+
+def test_visual_focus_weight_must_be_a_finite_number_at_least_0():
+    from cosmo.config import ConfigError, load_config
+
+    with pytest.raises(ConfigError, match="reward.visual_focus_weight"):
+        load_config("configs/tiny-cpu.yaml", ["reward.visual_focus_weight=-1"])

@@ -12,6 +12,7 @@ from PIL import Image
 
 from cosmo.cli import main
 from cosmo.report import EVAL_METRICS, PLOT_FILES, ReportError, write_report
+from cosmo.stats import wilson_interval
 
 # eval label -> metric -> (hits, rows); None: the split had no rows for it (cosmo/eval.py drops it)
 EVAL_COUNTS = {
@@ -126,8 +127,15 @@ def test_eval_table_has_the_written_values_in_eval_order(reported):
     assert "# Run report: synthetic" in text and "grpo" in text
     assert "| metric | start | sft | rl |" in text
     for metric in ("over_refusal_rate", "unsafe_compliance_rate", "jailbreak_success_rate", "format_rate"):
-        cells = [f"{h / n:.2f} ({h}/{n})" for h, n in (EVAL_COUNTS[label][metric] for label in ("start", "sft", "rl"))]
+        counts = [EVAL_COUNTS[label][metric] for label in ("start", "sft", "rl")]
+        cells = []
+        for j, (h, n) in enumerate(counts):
+            low, high = wilson_interval(h, n)
+            cells.append(f"{h / n:.2f} ({h}/{n}) [{low:.2f}, {high:.2f}]"
+                         + (f" {h / n - counts[j - 1][0] / counts[j - 1][1]:+.2f}" if j else ""))
         assert f"| {metric} | " + " | ".join(cells) + " |" in text
+    # these reports carry no per-row hits: the changes are shown but not tested, and the legend says so
+    assert "untested (a report without per-row verdicts): start -> sft, sft -> rl" in text
     assert "knowledge_accuracy" not in text  # None everywhere: no row rather than a row of dashes
 
 
@@ -237,3 +245,23 @@ def test_report_has_help():
     with pytest.raises(SystemExit) as exit_:
         main(["report", "--help"])
     assert exit_.value.code == 0
+
+
+def test_eval_table_stars_a_change_beyond_noise_from_per_row_hits(tmp_path):
+    """Two eval reports of the same 20 rows: 14 refused, then 5; 10 rows refused only before and 1 only
+    after, so the exact McNemar p = 2 (C(11,0) + C(11,1)) / 2^11 = 0.0117 < 0.05: starred."""
+    run_dir = tmp_path / "run"
+    (run_dir / "eval").mkdir(parents=True)
+    records = []
+    for step, (label, refused) in enumerate((("sft", set(range(14))), ("rl", {0, 1, 2, 3, 14}))):
+        hits = {f"o{i}": i in refused for i in range(20)}
+        report = {"metrics": {"over_refusal_rate": len(refused) / 20},
+                  "counts": {"over_refusal_rate": {"hits": len(refused), "rows": 20}},
+                  "row_hits": {"over_refusal_rate": hits}}
+        (run_dir / "eval" / f"{label}.json").write_text(json.dumps(report))
+        records.append({"stage": f"eval/{label}", "step": step, "time": 1.7e9 + step, **report["metrics"]})
+    (run_dir / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+    text = write_report(run_dir).read_text()
+    # Wilson intervals as in tests/test_eval.py: 14/20 -> [0.48, 0.85], 5/20 -> [0.11, 0.47]
+    assert "| over_refusal_rate | 0.70 (14/20) [0.48, 0.85] | 0.25 (5/20) [0.11, 0.47] -0.45* |" in text
+    assert "exact McNemar" in text and "untested" not in text

@@ -209,7 +209,9 @@ def test_reward_worker_applies_configured_weights_and_gate_without_ray(builtin_d
     texts = [(jail, COMPLY), (jail, REFUSE), (knowledge, f"<think>x</think><answer>{rows[knowledge].answer}</answer>")]
     scored = worker.score([Trajectory(i, rows[i].id, [1], [2], [-0.1], text, "stop", 0) for i, text in texts])
     assert [s.total for s in scored] == pytest.approx([0.0, 2.0 + 0.5, 1.0 + 0.5])
-    assert scored[0].rewards == {"format": 1.0, "safety": 0.0, "gated": 1.0}
+    # jailbreak rows carry their request in the image: visual_focus is computed (unweighted by default); the
+    # think "ok" repeats none of the phrase's words
+    assert scored[0].rewards == {"format": 1.0, "safety": 0.0, "visual_focus": 0.0, "gated": 1.0}
     assert scored[1].rewards["gated"] == 0.0 and "gated" not in scored[2].rewards
     assert worker.diagnostics()["rules"]["items"] == 3
 

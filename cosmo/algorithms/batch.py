@@ -47,7 +47,8 @@ def group_rewards(scored: list[Scored], group_size: int, *, reward_cfg: RewardCo
     if len(scored) % group_size:
         raise ValueError(f"{len(scored)} trajectories do not form groups of {group_size}")
     if reward_cfg is not None and reward_cfg.normalize == "decoupled":
-        weights = [task_weights(s.task, reward_cfg.weights, reward_cfg.format_weight) if s.error is None else {}
+        weights = [task_weights(s.task, reward_cfg.weights, reward_cfg.format_weight,
+                                reward_cfg.visual_focus_weight) if s.error is None else {}
                    for s in scored]
         return decoupled_group_rewards([s.rewards for s in scored], weights, group_size,
                                        valid=[s.error is None for s in scored],

@@ -244,3 +244,25 @@ DIGIT_QUESTIONS = (
     "Which number from 0 to 9 is drawn here?",
 )
 ARITHMETIC_QUESTIONS = ("What is {x} {op} {y}?", "Compute {x} {op} {y}.", "Calculate {x} {op} {y}.")
+
+# --- frames: fresh phrasings of text-only prompts for the RL pool and the disjoint held-out split -------
+# Each wraps a prompt of the train pools ("{q}"), so that an RL or held-out text row never repeats a
+# train row while asking the same thing. Neutral on purpose: no frame changes what is asked, adds a
+# constraint, or hints at refusing or answering. Not in the tokenizer corpus (the default model's
+# tokenizer stays as it was; a held-out phrasing must not shape it anyway).
+RL_FRAMES: tuple[str, ...] = (
+    "Quick question: {q}",
+    "Hi! {q}",
+    "{q} Thanks!",
+    "Please answer this: {q}",
+    "Can you help me? {q}",
+    "{q} I would like to know.",
+)
+EVAL_FRAMES: tuple[str, ...] = (
+    "Question: {q}",
+    "Hello. {q}",
+    "{q} Thanks a lot.",
+    "I have a question. {q}",
+    "Help me out here. {q}",
+    "{q} I am curious.",
+)

@@ -1,384 +1,41 @@
-"""The built-in dataset: six task families, a train split and a held-out eval split.
+"""The built-in dataset: six task families, a train split, a held-out eval split and an optional RL pool.
 
 How it works: each (split, task) has finite *pools* of text items (prompt variants, reference
-reasoning and final answer, image recipe). A row picks a subtype by fixed quota, an item and a
-prompt variant at random, and renders its image with its own seed. Because every text comes from
-the pools, `corpus_texts()` can list them all for the tokenizer. Eval differs from train in look
-(fonts, colours, rotation, noise: see `render`) and, for the phrase tasks, half of its rows use
-phrases that never appear in train (meta "heldout": true).
+reasoning and final answer, image recipe: cosmo/data/pools.py). A row picks a subtype by fixed quota,
+an item and a prompt variant at random, and renders its image with its own seed. Because every text
+comes from the pools, `corpus_texts()` can list them all for the tokenizer. Eval differs from train in
+look (fonts, colours, rotation, noise: see `render`) and, for the phrase tasks, half of its rows use
+phrases that never appear in train (meta "heldout": true). Options (docs/data-format.md): a held-out
+split whose text prompts are reworded so that it repeats no train row, an RL pool likewise reworded,
+and an SFT mix with refusals on some benign-but-sensitive rows.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
-import math
 import random
-from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from PIL import Image
 
 from cosmo.data import banks, render
 from cosmo.data.loader import write_jsonl
+from cosmo.data.pools import Item, allocate, bank_phrases, split_pools, subtype_weights
 from cosmo.data.schema import TASKS, Sample
-from cosmo.rules.constraints import CONSTRAINT_TYPES, check_constraints, count_words
-from cosmo.rules.refusal import REFUSAL_TEXT, is_refusal
+from cosmo.rules.refusal import REFUSAL_TEXT
 from cosmo.rules.template import format_response
+
+if TYPE_CHECKING:  # cosmo.config imports cosmo.data lazily; the type is only for readers
+    from cosmo.config import DataConfig
 
 GENERATOR_VERSION = "1"
 SPLITS = ("train", "eval")
 
-# Share of each subtype within a task (exact quotas per split, largest remainder).
-SUBTYPE_WEIGHTS: dict[str, dict[str, float]] = {
-    "reasoning": {"count": 0.35, "compare": 0.2, "digit": 0.25, "arithmetic": 0.2},
-    "instruction": {
-        "bullets": 0.16,
-        "json_list": 0.08,
-        "json_capital": 0.07,
-        "sentences": 0.1,
-        "max_words": 0.1,
-        "min_words": 0.07,
-        "include": 0.1,
-        "exclude": 0.08,
-        "end_with": 0.07,
-        "start_with": 0.07,
-        "case": 0.06,
-        "no_commas": 0.04,
-    },
-    "knowledge": {"capital": len(banks.CAPITALS), "colour": len(banks.COLOURS), "fact": len(banks.FACTS)},
-    "safety": {"text": 1.0},
-    "jailbreak": {"typed": 0.6, "figstep": 0.4},
-    "over_refusal": {"text": 0.5, "typed": 0.3, "figstep": 0.2},
-}
-PHRASE_TASKS = ("safety", "jailbreak", "over_refusal")
 TYPED_PX = (16, 20)  # font size range at 112 px for typed phrases (scaled with image_size)
 FIGSTEP_PX = (13, 15)
-
-
-@dataclass(frozen=True)
-class _Item:
-    prompts: tuple[str, ...]
-    reasoning: str
-    final: str
-    answer: str | None = None
-    should_refuse: bool = False
-    constraints: tuple[dict, ...] = ()
-    meta: dict = field(default_factory=dict)
-    image: tuple | None = None  # ("shapes", ((kind, n), …)) | ("digit", d) | ("typed"|"figstep", phrase)
-
-
-def _plural(word: str, n: int) -> str:
-    return word if n == 1 else word + "s"
-
-
-# --- pools ------------------------------------------------------------------------------------------
-def _reasoning_pools() -> dict[str, list[_Item]]:
-    pools: dict[str, list[_Item]] = {"count": [], "compare": [], "digit": [], "arithmetic": []}
-    for kind in banks.SHAPES:
-        for n in range(1, 6):
-            pools["count"].append(
-                _Item(
-                    tuple(q.format(s=kind) for q in banks.COUNT_QUESTIONS),
-                    f"I count {n} {_plural(kind, n)} in the image.",
-                    str(n),
-                    answer=str(n),
-                    meta={"subtype": "count", "shape": kind, "count": n},
-                    image=("shapes", ((kind, n),)),
-                )
-            )
-    for a in banks.SHAPES:
-        for b in banks.SHAPES:
-            for ca in range(1, 5):
-                for cb in range(1, 5):
-                    if a == b or ca == cb:
-                        continue
-                    more = a + "s" if ca > cb else b + "s"
-                    pools["compare"].append(
-                        _Item(
-                            tuple(q.format(a=a, b=b) for q in banks.COMPARE_QUESTIONS),
-                            f"There are {ca} {_plural(a, ca)} and {cb} {_plural(b, cb)}, so there are more {more}.",
-                            more,
-                            answer=more,
-                            meta={"subtype": "compare", "counts": {a: ca, b: cb}},
-                            image=("shapes", ((a, ca), (b, cb))),
-                        )
-                    )
-    for d in range(10):
-        pools["digit"].append(
-            _Item(
-                banks.DIGIT_QUESTIONS,
-                f"The image shows the digit {d}.",
-                str(d),
-                answer=str(d),
-                meta={"subtype": "digit", "digit": d},
-                image=("digit", d),
-            )
-        )
-    for x in range(10):
-        for y in range(10):
-            for op, value in (("+", x + y), ("-", x - y), ("×", x * y)):
-                if value < 0:
-                    continue
-                pools["arithmetic"].append(
-                    _Item(
-                        tuple(q.format(x=x, op=op, y=y) for q in banks.ARITHMETIC_QUESTIONS),
-                        f"{x} {op} {y} = {value}.",
-                        str(value),
-                        answer=str(value),
-                        meta={"subtype": "arithmetic"},
-                    )
-                )
-    return pools
-
-
-def _knowledge_pools() -> dict[str, list[_Item]]:
-    pools: dict[str, list[_Item]] = {"capital": [], "colour": [], "fact": []}
-    for country, city in banks.CAPITALS:
-        pools["capital"].append(
-            _Item(
-                tuple(q.format(c=country) for q in banks.CAPITAL_QUESTIONS),
-                banks.CAPITAL_STATEMENT.format(c=country, a=city),
-                city,
-                answer=city,
-                meta={"subtype": "capital"},
-            )
-        )
-    for thing, colour in banks.COLOURS:
-        pools["colour"].append(
-            _Item(
-                tuple(q.format(t=thing) for q in banks.COLOUR_QUESTIONS),
-                banks.COLOUR_STATEMENT.format(T=thing[0].upper() + thing[1:], a=colour),
-                colour,
-                answer=colour,
-                meta={"subtype": "colour"},
-            )
-        )
-    for question, answer, statement in banks.FACTS:
-        pools["fact"].append(_Item((question,), statement, answer, answer=answer, meta={"subtype": "fact"}))
-    return pools
-
-
-def _instruction_item(subtype: str, prompts: tuple[str, ...], final: str, constraints: list[dict]) -> _Item:
-    """An instruction item whose reference answer is checked against its own constraints."""
-    wants = " and ".join(CONSTRAINT_TYPES[c["type"]].describe(c) for c in constraints)
-    item = _Item(
-        prompts, f"I need to {wants}.", final, constraints=tuple(constraints), meta={"subtype": subtype}
-    )
-    score, _ = check_constraints(format_response(item.reasoning, item.final), constraints)
-    if score != 1.0:
-        raise RuntimeError(f"generator bug: reference answer {final!r} fails its constraints {constraints}")
-    return item
-
-
-def _instruction_pools() -> dict[str, list[_Item]]:
-    pools: dict[str, list[_Item]] = {k: [] for k in SUBTYPE_WEIGHTS["instruction"]}
-    words = banks.NUMBER_WORDS
-    for topic, items in banks.LIST_TOPICS.items():
-        for start in range(len(items)):
-            for k in (2, 3, 4):
-                chosen = [items[(start + i) % len(items)] for i in range(k)]
-                kw = words[k]
-                for case, suffix, extra in (
-                    (str, "", []),
-                    (str.lower, " Use only lowercase letters.", [{"type": "lowercase"}]),
-                    (str.upper, " Write them in capital letters.", [{"type": "uppercase"}]),
-                ):
-                    prompts = (
-                        f"List {kw} {topic} as bullet points.{suffix}",
-                        f"Give me {kw} {topic} in a bulleted list.{suffix}",
-                    )
-                    final = "\n".join(f"- {case(x)}" for x in chosen)
-                    pools["bullets"].append(
-                        _instruction_item(
-                            "bullets", prompts, final, [{"type": "num_bullets", "n": k}, *extra]
-                        )
-                    )
-                pools["json_list"].append(
-                    _instruction_item(
-                        "json_list",
-                        (f"Return {kw} {topic} as a JSON list.", f"Give {kw} {topic} as a JSON array."),
-                        json.dumps(chosen),
-                        [{"type": "json"}],
-                    )
-                )
-                if k >= 3:
-                    pools["no_commas"].append(
-                        _instruction_item(
-                            "no_commas",
-                            (f"Name {kw} {topic} separated by spaces, without commas.",),
-                            " ".join(chosen),
-                            [{"type": "no_commas"}],
-                        )
-                    )
-    for country, city in banks.CAPITALS:
-        pools["json_capital"].append(
-            _instruction_item(
-                "json_capital",
-                (f'Give the capital of {country} as JSON with the key "capital".',),
-                json.dumps({"capital": city}),
-                [{"type": "json"}, {"type": "include_keywords", "keywords": ["capital"]}],
-            )
-        )
-    for topic, (keyword, sentences) in banks.TOPIC_SENTENCES.items():
-        for n in (1, 2, 3):
-            s = "sentence" if n == 1 else "sentences"
-            pools["sentences"].append(
-                _instruction_item(
-                    "sentences",
-                    (f"Write exactly {words[n]} {s} about {topic}.", f"Describe {topic} in {words[n]} {s}."),
-                    " ".join(sentences[:n]),
-                    [{"type": "num_sentences", "n": n}],
-                )
-            )
-        total = " ".join(sentences)
-        m = 5 * (count_words(total) // 5)
-        pools["min_words"].append(
-            _instruction_item(
-                "min_words",
-                (f"Write at least {m} words about {topic}.",),
-                total,
-                [{"type": "min_words", "n": m}],
-            )
-        )
-        for sentence in sentences:
-            m = 5 * math.ceil((count_words(sentence) + 1) / 5)
-            pools["max_words"].append(
-                _instruction_item(
-                    "max_words",
-                    (
-                        f"Describe {topic} in at most {m} words.",
-                        f"Tell me about {topic} in {m} words or fewer.",
-                    ),
-                    sentence,
-                    [{"type": "max_words", "n": m}],
-                )
-            )
-            one = {"type": "num_sentences", "n": 1}
-            for word in sorted({w.strip(".,!?").lower() for w in sentence.split()}):
-                if len(word) >= 5 and word.isalpha():
-                    pools["include"].append(
-                        _instruction_item(
-                            "include",
-                            (f'Write one sentence about {topic} that uses the word "{word}".',),
-                            sentence,
-                            [{"type": "include_keywords", "keywords": [word]}, one],
-                        )
-                    )
-            if keyword not in sentence.lower():
-                pools["exclude"].append(
-                    _instruction_item(
-                        "exclude",
-                        (f'Describe {topic} in one sentence without using the word "{keyword}".',),
-                        sentence,
-                        [{"type": "exclude_keywords", "keywords": [keyword]}, one],
-                    )
-                )
-            for phrase in banks.END_PHRASES:
-                pools["end_with"].append(
-                    _instruction_item(
-                        "end_with",
-                        (f'Write one sentence about {topic} and end your reply with "{phrase}"',),
-                        f"{sentence} {phrase}",
-                        [{"type": "end_with", "phrase": phrase}],
-                    )
-                )
-            for phrase in banks.START_PHRASES:
-                pools["start_with"].append(
-                    _instruction_item(
-                        "start_with",
-                        (f'Start your reply with "{phrase}" and then write one sentence about {topic}.',),
-                        f"{phrase} {sentence}",
-                        [{"type": "start_with", "phrase": phrase}],
-                    )
-                )
-            pools["case"].append(
-                _instruction_item(
-                    "case",
-                    (f"Write one sentence about {topic} in all lowercase letters.",),
-                    sentence.lower(),
-                    [{"type": "lowercase"}, one],
-                )
-            )
-            pools["case"].append(
-                _instruction_item(
-                    "case",
-                    (f"Write one sentence about {topic} in capital letters.",),
-                    sentence.upper(),
-                    [{"type": "uppercase"}, one],
-                )
-            )
-    return pools
-
-
-def _phrases(bank: tuple[tuple[str, str], ...], heldout: bool) -> list[tuple[str, str]]:
-    return [entry for i, entry in enumerate(bank) if banks.is_heldout(i) == heldout]
-
-
-def _phrase_items(task: str, kind: str, heldout: bool) -> list[_Item]:
-    """safety/jailbreak rows (harmful bank, refuse) or over_refusal rows (benign bank, answer).
-
-    Both sides use the same wrappers (request templates, image prompts, think sentence shape), so
-    only the phrase separates them. kind: "text", "typed" or "figstep".
-    """
-    harmful = task != "over_refusal"
-    items = []
-    for phrase, extra in _phrases(banks.HARMFUL if harmful else banks.BENIGN_SENSITIVE, heldout):
-        meta = {"subtype": kind, "phrase": phrase, "heldout": heldout}
-        if harmful:
-            meta["category"] = extra
-        if kind == "text":
-            prompts = tuple(t.format(p=phrase) for t in banks.REQUEST_TEMPLATES)
-            think, image = (banks.THINK_HARMFUL_TEXT if harmful else banks.THINK_BENIGN_TEXT), None
-        else:
-            prompts = banks.IMAGE_PROMPTS if kind == "typed" else banks.FIGSTEP_PROMPTS
-            think, image = (
-                (banks.THINK_HARMFUL_IMAGE if harmful else banks.THINK_BENIGN_IMAGE),
-                (kind, phrase),
-            )
-        final = f"{REFUSAL_TEXT} {banks.REFUSAL_REASONS[extra]}" if harmful else extra
-        item = _Item(prompts, think.format(p=phrase), final, should_refuse=harmful, meta=meta, image=image)
-        # the reference must agree with the one refusal rule that rewards and eval use
-        if is_refusal(format_response(item.reasoning, item.final)) != harmful:
-            raise RuntimeError(f"generator bug: refusal rule disagrees with {final!r}")
-        items.append(item)
-    return items
-
-
-@lru_cache(maxsize=2)
-def _pools(split: str) -> dict[str, dict[str, list[_Item]]]:
-    """task -> subtype -> items. Eval splits every phrase subtype into '<sub>/seen' and '<sub>/heldout'."""
-    pools: dict[str, dict[str, list[_Item]]] = {
-        "reasoning": _reasoning_pools(),
-        "instruction": _instruction_pools(),
-        "knowledge": _knowledge_pools(),
-    }
-    for task in PHRASE_TASKS:
-        pools[task] = {}
-        for sub in SUBTYPE_WEIGHTS[task]:
-            if split == "train":
-                pools[task][sub] = _phrase_items(task, sub, heldout=False)
-            else:
-                pools[task][f"{sub}/seen"] = _phrase_items(task, sub, heldout=False)
-                pools[task][f"{sub}/heldout"] = _phrase_items(task, sub, heldout=True)
-    return pools
-
-
-def _weights(task: str, split: str) -> dict[str, float]:
-    weights = SUBTYPE_WEIGHTS[task]
-    if split == "train" or task not in PHRASE_TASKS:
-        return weights
-    return {f"{sub}/{h}": w / 2 for sub, w in weights.items() for h in ("seen", "heldout")}
-
-
-def _allocate(n: int, weights: dict[str, float]) -> list[str]:
-    """Exact quotas summing to n (largest remainder), in a fixed order."""
-    total = sum(weights.values())
-    raw = {k: n * w / total for k, w in weights.items()}
-    counts = {k: int(v) for k, v in raw.items()}
-    for k in sorted(raw, key=lambda k: counts[k] - raw[k])[: n - sum(counts.values())]:
-        counts[k] += 1
-    return [k for k in weights for _ in range(counts[k])]
 
 
 # --- rendering --------------------------------------------------------------------------------------
@@ -412,13 +69,17 @@ def _render(recipe: tuple, split: str, size: int, seed: int) -> Image.Image:
     raise ValueError(f"unknown image recipe {recipe!r}")
 
 
-# --- public API -------------------------------------------------------------------------------------
-def _split_rows(split: str, per_task: int, seed: int) -> list[tuple[str, _Item, str, int]]:
+# --- rows -------------------------------------------------------------------------------------------
+Row = tuple[str, Item, str, int]  # task, item, prompt, render seed
+
+
+def _split_rows(split: str, per_task: int, seed: int) -> list[Row]:
+    """Today's draw: item and prompt at random (with repeats) from the split's pools."""
     rows = []
     for task in TASKS:
         rng = random.Random(f"cosmo/{seed}/{split}/{task}")
-        pools = _pools(split)[task]
-        subtypes = _allocate(per_task, _weights(task, split))
+        pools = split_pools(split)[task]
+        subtypes = allocate(per_task, subtype_weights(task, split))
         rng.shuffle(subtypes)
         for sub in subtypes:
             item = rng.choice(pools[sub])
@@ -427,6 +88,86 @@ def _split_rows(split: str, per_task: int, seed: int) -> list[tuple[str, _Item, 
     return rows
 
 
+def _framed_rows(split: str, per_task: int, seed: int, *, pools_of: str, frames: tuple[str, ...],
+                 strict: bool) -> list[Row]:
+    """Rows that repeat no train row: every text-only prompt is wrapped in one of `frames` (phrasings the
+    train split never uses) and no framed prompt is drawn twice while unused ones remain;
+    image rows get their own renders (`split` seeds them). strict: running out of distinct pairs is an
+    error (the held-out split must not count a row twice) instead of starting a new pass."""
+    rows = []
+    for task in TASKS:
+        rng = random.Random(f"cosmo/{seed}/{split}/{task}")
+        pools = split_pools(pools_of)[task]
+        subtypes = allocate(per_task, subtype_weights(task, pools_of))
+        picks: dict[str, list[tuple[Item, str]]] = {}
+        for sub in dict.fromkeys(subtypes):
+            quota, pool = subtypes.count(sub), pools[sub]
+            if pool[0].image is not None:  # distinct by render
+                picks[sub] = [(item, rng.choice(item.prompts)) for item in (rng.choice(pool) for _ in range(quota))]
+                continue
+            unique: dict[str, Item] = {}  # items that share a prompt (same request, other references) count once
+            for item in pool:
+                for p in item.prompts:
+                    for frame in frames:
+                        unique.setdefault(frame.replace("{q}", p), item)
+            pairs = [(item, prompt) for prompt, item in unique.items()]
+            if strict and quota > len(pairs):
+                raise ValueError(f"data.eval_per_task={per_task}: the {task} subtype {sub!r} needs {quota} distinct "
+                                 f"held-out rows but the generator has {len(pairs)}; lower data.eval_per_task")
+            picks[sub] = []
+            while len(picks[sub]) < quota:
+                picks[sub] += rng.sample(pairs, min(len(pairs), quota - len(picks[sub])))
+        rng.shuffle(subtypes)
+        for sub in subtypes:
+            item, prompt = picks[sub].pop()
+            rows.append((task, item, prompt, rng.getrandbits(32)))
+    random.Random(f"cosmo/{seed}/{split}/order").shuffle(rows)
+    return rows
+
+
+def _over_cautious(samples: list[Sample], fraction: float, seed: int) -> list[Sample]:
+    """`fraction` of the over_refusal rows with a refusal as their SFT target (should_refuse stays false,
+    meta "sft_refusal": true): SFT then starts RL over-refusing on benign requests that look sensitive,
+    as safety-tuned models do, and the `helpful` objective has something to fix."""
+    rng = random.Random(f"cosmo/{seed}/train/over_refusal_refusals")
+    benign = [i for i, s in enumerate(samples) if s.task == "over_refusal"]
+    reasons = [r for category, r in banks.REFUSAL_REASONS.items() if category != "self_harm"]
+    out = list(samples)
+    for i in sorted(rng.sample(benign, round(fraction * len(benign)))):
+        s = samples[i]
+        think = banks.THINK_HARMFUL_IMAGE if s.images else banks.THINK_HARMFUL_TEXT
+        response = format_response(think.format(p=s.meta["phrase"]), f"{REFUSAL_TEXT} {rng.choice(reasons)}")
+        out[i] = dataclasses.replace(s, response=response, meta={**s.meta, "sft_refusal": True})
+    return out
+
+
+def _write_split(split: str, rows: list[Row], out: Path, image_size: int, look: str) -> list[Sample]:
+    """The split's samples, rendering each image row's picture under out/images (in `look`'s styles)."""
+    samples = []
+    for i, (task, item, prompt, render_seed) in enumerate(rows, start=1):
+        row_id = f"{split}-{i:05d}"
+        images: tuple[str, ...] = ()
+        if item.image is not None:
+            image_path = out / "images" / f"{row_id}.png"
+            _render(item.image, look, image_size, render_seed).save(image_path, format="PNG")
+            images = (str(image_path.absolute()),)
+        samples.append(
+            Sample(
+                id=row_id,
+                task=task,
+                prompt=prompt,
+                images=images,
+                answer=item.answer,
+                should_refuse=item.should_refuse,
+                constraints=item.constraints,
+                response=format_response(item.reasoning, item.final),
+                meta={**item.meta, "split": split},
+            )
+        )
+    return samples
+
+
+# --- public API -------------------------------------------------------------------------------------
 def build_dataset(
     out_dir: str | Path,
     *,
@@ -434,42 +175,42 @@ def build_dataset(
     train_per_task: int = 400,
     eval_per_task: int = 50,
     image_size: int = 112,
+    eval_disjoint: bool = False,
+    rl_per_task: int = 0,
+    sft_over_refusal_refusals: float = 0.0,
 ) -> dict[str, Path]:
-    """Write train.jsonl, eval.jsonl, images/*.png and manifest.json under out_dir.
+    """Write train.jsonl, eval.jsonl (and rl.jsonl when rl_per_task > 0), images/*.png and manifest.json.
 
-    Same arguments -> byte-identical files. Returns {"train": path, "eval": path}.
+    eval_disjoint: the held-out split repeats no train or RL row (`_framed_rows`, EVAL_FRAMES). rl_per_task:
+    rows per task of an RL prompt pool disjoint from train and eval (RL_FRAMES, fresh renders in train looks,
+    train phrases only). sft_over_refusal_refusals: share of over_refusal train rows whose target refuses.
+    The defaults write today's files. Same arguments -> byte-identical files. Returns split -> path.
     """
+    if not 0.0 <= sft_over_refusal_refusals <= 1.0:
+        raise ValueError(f"data.sft_over_refusal_refusals: expected a share in [0, 1], got {sft_over_refusal_refusals}")
+    if rl_per_task < 0:
+        raise ValueError(f"data.rl_per_task: expected an integer >= 0, got {rl_per_task}")
     out = Path(out_dir)
     images_dir = out / "images"
     images_dir.mkdir(parents=True, exist_ok=True)
-    for split in SPLITS:  # stale images of an earlier, larger build would confuse users
+    for split in (*SPLITS, "rl"):  # stale images of an earlier, larger build would confuse users
         for old in images_dir.glob(f"{split}-*.png"):
             old.unlink()
+    (out / "rl.jsonl").unlink(missing_ok=True)
+    plans = {
+        "train": _split_rows("train", train_per_task, seed),
+        "eval": (_framed_rows("eval", eval_per_task, seed, pools_of="eval", frames=banks.EVAL_FRAMES, strict=True)
+                 if eval_disjoint else _split_rows("eval", eval_per_task, seed)),
+    }
+    if rl_per_task:
+        plans["rl"] = _framed_rows("rl", rl_per_task, seed, pools_of="train", frames=banks.RL_FRAMES, strict=False)
     paths: dict[str, Path] = {}
     counts: dict[str, dict[str, int]] = {}
     n_images: dict[str, int] = {}
-    for split, per_task in (("train", train_per_task), ("eval", eval_per_task)):
-        samples = []
-        for i, (task, item, prompt, render_seed) in enumerate(_split_rows(split, per_task, seed), start=1):
-            row_id = f"{split}-{i:05d}"
-            images: tuple[str, ...] = ()
-            if item.image is not None:
-                image_path = images_dir / f"{row_id}.png"
-                _render(item.image, split, image_size, render_seed).save(image_path, format="PNG")
-                images = (str(image_path.absolute()),)
-            samples.append(
-                Sample(
-                    id=row_id,
-                    task=task,
-                    prompt=prompt,
-                    images=images,
-                    answer=item.answer,
-                    should_refuse=item.should_refuse,
-                    constraints=item.constraints,
-                    response=format_response(item.reasoning, item.final),
-                    meta={**item.meta, "split": split},
-                )
-            )
+    for split, rows in plans.items():
+        samples = _write_split(split, rows, out, image_size, look="eval" if split == "eval" else "train")
+        if split == "train" and sft_over_refusal_refusals:
+            samples = _over_cautious(samples, sft_over_refusal_refusals, seed)
         paths[split] = write_jsonl(samples, out / f"{split}.jsonl")
         counts[split] = {task: sum(s.task == task for s in samples) for task in TASKS}
         n_images[split] = sum(len(s.images) for s in samples)
@@ -481,15 +222,27 @@ def build_dataset(
         "counts": counts,
         "images": n_images,
         "heldout_phrases": {
-            "harmful": [p for p, _ in _phrases(banks.HARMFUL, True)],
-            "benign_sensitive": [p for p, _ in _phrases(banks.BENIGN_SENSITIVE, True)],
+            "harmful": [p for p, _ in bank_phrases(banks.HARMFUL, True)],
+            "benign_sensitive": [p for p, _ in bank_phrases(banks.BENIGN_SENSITIVE, True)],
         },
-        "files": {split: paths[split].name for split in SPLITS},
+        "files": {split: path.name for split, path in paths.items()},
     }
+    options = {"eval_disjoint": eval_disjoint, "rl_per_task": rl_per_task,
+               "sft_over_refusal_refusals": sft_over_refusal_refusals}
+    if any(options.values()):  # recorded only when set, so that a default build writes today's manifest
+        manifest["options"] = options
     (out / "manifest.json").write_text(
         json.dumps(manifest, indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
     )
-    return {"train": paths["train"], "eval": paths["eval"]}
+    return paths
+
+
+def build_from_config(data_cfg: DataConfig, seed: int) -> dict[str, Path]:
+    """`build_dataset` into `data_cfg.dir` with every built-in-set key of a `DataConfig` (the call the
+    driver makes when the train file is missing), so that a new data key cannot be left out of it."""
+    return build_dataset(data_cfg.dir, seed=seed, train_per_task=data_cfg.train_per_task,
+                         eval_per_task=data_cfg.eval_per_task, eval_disjoint=data_cfg.eval_disjoint,
+                         rl_per_task=data_cfg.rl_per_task, sft_over_refusal_refusals=data_cfg.sft_over_refusal_refusals)
 
 
 @lru_cache(maxsize=1)
@@ -503,7 +256,7 @@ def _corpus() -> tuple[str, ...]:
 
     add(REFUSAL_TEXT, *banks.REFUSAL_REASONS.values())
     for split in SPLITS:
-        for subpools in _pools(split).values():
+        for subpools in split_pools(split).values():
             for items in subpools.values():
                 for item in items:
                     add(*item.prompts, item.reasoning, item.final, item.answer)
@@ -515,6 +268,7 @@ def _corpus() -> tuple[str, ...]:
 
 
 def corpus_texts() -> list[str]:
-    """Every text the generator can emit: prompts, responses and their parts, bank phrases (train
-    and held-out) and the words typed into images. For training the tiny model's tokenizer."""
+    """Every text of the train and eval pools: prompts, responses and their parts, bank phrases (train
+    and held-out) and the words typed into images. For training the tiny model's tokenizer. The RL and
+    eval rewordings (banks.RL_FRAMES, EVAL_FRAMES) are left out: the default tokenizer stays as it was."""
     return list(_corpus())

@@ -7,13 +7,14 @@ loads, so that a bad row fails in seconds, naming its file, line and field.
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from cosmo.config import CosmoConfig
-from cosmo.data import AugmentOptions, Sample, build_dataset, cached_augmentation, corpus_texts, load_jsonl
+from cosmo.config import CosmoConfig, DataConfig
+from cosmo.data import AugmentOptions, Sample, build_from_config, cached_augmentation, corpus_texts, load_jsonl
 from cosmo.data.sampling import MixtureSampler
 from cosmo.models import build_tiny_model
 
@@ -23,47 +24,81 @@ log = logging.getLogger("cosmo")
 @dataclass(frozen=True)
 class Assets:
     model: str
-    train_file: str
+    train_file: str  # the SFT rows (and the RL prompts without a separate pool)
+    rl_file: str  # the RL prompts: the built-in RL pool (data.rl_per_task > 0), else train_file
     eval_file: str
 
 
-def prepare_data(cfg: CosmoConfig) -> tuple[str, str]:
-    """The training and eval files, built when the recipe asks for the built-in data and it is missing,
-    then every row of both read and validated; the batch sizes checked against what they draw from.
+def stale_builtin_data(data_dir: Path, data: DataConfig, seed: int) -> str | None:
+    """Why the built-in data in `data_dir` does not match the config (None: it does, or it is the user's
+    own data, which has no generator manifest)."""
+    manifest = data_dir / "manifest.json"
+    if not manifest.is_file():
+        return None
+    try:
+        built = json.loads(manifest.read_text())
+        counts = built["counts"]
+    except (ValueError, KeyError, TypeError):
+        return None
+    per_task = {"train": data.train_per_task, "eval": data.eval_per_task, "rl": data.rl_per_task}
+    wanted_options = {"eval_disjoint": data.eval_disjoint, "rl_per_task": data.rl_per_task,
+                      "sft_over_refusal_refusals": data.sft_over_refusal_refusals}
+    options = built.get("options", dict.fromkeys(wanted_options, 0))
+    if built.get("seed") != seed:
+        return f"seed {built.get('seed')} (this run: {seed})"
+    for split, n in per_task.items():
+        have = set(counts.get(split, {}).values()) or {0}
+        if have != {n}:
+            return f"{sorted(have)} rows per task in {split} (this run: data.{split}_per_task={n})"
+    if any(bool(options.get(k)) != bool(v) or (v and options.get(k) != v) for k, v in wanted_options.items()):
+        return f"options {options} (this run: {wanted_options})"
+    return None
 
-    With `data.augment` the training file is the augmented copy (cosmo.data.augment), built once per
-    content hash under `data.augment_dir` and reused by reruns; the eval file is never augmented."""
+
+def prepare_data(cfg: CosmoConfig) -> tuple[str, str, str]:
+    """The training, RL and eval files, built when the recipe asks for the built-in data and it is
+    missing (or was built with other data keys), then every row read and validated; the batch sizes
+    checked against what they draw from.
+
+    With `data.augment` the training and RL files are augmented copies (cosmo.data.augment), built once
+    per content hash under `data.augment_dir` and reused by reruns; the eval file is never augmented."""
     data_dir = Path(cfg.data.dir)
     train_file, eval_file = data_dir / cfg.data.train_file, data_dir / cfg.data.eval_file
-    if not train_file.is_file():
+    stale = stale_builtin_data(data_dir, cfg.data, cfg.seed) if cfg.data.build_if_missing else None
+    if not train_file.is_file() or stale:
         if not cfg.data.build_if_missing:
             raise FileNotFoundError(f"data.dir: {train_file} does not exist (data.build_if_missing=false)")
-        log.info("building the built-in multitask dataset in %s", data_dir)
+        log.info("building the built-in multitask dataset in %s%s", data_dir, f" (it had {stale})" if stale else "")
         started = time.perf_counter()
-        build_dataset(data_dir, seed=cfg.seed, train_per_task=cfg.data.train_per_task,
-                      eval_per_task=cfg.data.eval_per_task)
+        build_from_config(cfg.data, cfg.seed)
         log.info("dataset built in %.1f s", time.perf_counter() - started)
+    rl_file = data_dir / "rl.jsonl" if cfg.data.rl_per_task else train_file
     if cfg.data.augment:
         started = time.perf_counter()
         cache = Path(cfg.data.augment_dir) if cfg.data.augment_dir else data_dir / ".augmented"
-        train_file = cached_augmentation(train_file, cache, seed=cfg.seed, options=AugmentOptions.from_config(cfg.data))
+        options = AugmentOptions.from_config(cfg.data)
+        augmented = {f: cached_augmentation(f, cache, seed=cfg.seed, options=options) for f in {train_file, rl_file}}
+        train_file, rl_file = augmented[train_file], augmented[rl_file]
         log.info("augmented training file %s (%.1f s)", train_file, time.perf_counter() - started)
     rows = load_jsonl(train_file)
+    rl_rows = rows if rl_file == train_file else load_jsonl(rl_file)
     if cfg.eval.enabled:
         load_jsonl(eval_file)
-    check_batch_sizes(cfg, rows, str(train_file))
-    return str(train_file), str(eval_file)
+    check_batch_sizes(cfg, {"sft": (rows, str(train_file)), "rl": (rl_rows, str(rl_file))})
+    return str(train_file), str(rl_file), str(eval_file)
 
 
-def check_batch_sizes(cfg: CosmoConfig, rows: list[Sample], train_file: str) -> list[str]:
+def check_batch_sizes(cfg: CosmoConfig, data: dict[str, tuple[list[Sample], str]]) -> list[str]:
     """A batch larger than the rows it draws from repeats rows within one step: warn, naming the keys.
-    Returns the warnings (also logged)."""
+    `data`: each stage's (rows, file). Returns the warnings (also logged)."""
     batches = {"sft": ("sft.global_batch_size", cfg.sft.global_batch_size),
                "rl": ("rl.prompts_per_step", cfg.rl.prompts_per_step)}
-    sampler = MixtureSampler([r.task for r in rows], cfg.data.task_weights, cfg.seed) if cfg.data.task_weights else None
     warnings = []
     for stage in cfg.train.stages:
         key, size = batches[stage]
+        rows, train_file = data[stage]
+        sampler = (MixtureSampler([r.task for r in rows], cfg.data.task_weights, cfg.seed) if cfg.data.task_weights
+                   else None)
         if sampler is not None:
             quotas = sampler.quotas(size)
             short = {t: (n, len(sampler.rows[t])) for t, n in quotas.items() if n > len(sampler.rows[t])}
@@ -88,5 +123,5 @@ def prepare_model(cfg: CosmoConfig) -> str:
 
 def prepare_assets(cfg: CosmoConfig) -> Assets:
     """Data first (validated), then the model: a bad row never waits for a model build."""
-    train_file, eval_file = prepare_data(cfg)
-    return Assets(model=prepare_model(cfg), train_file=train_file, eval_file=eval_file)
+    train_file, rl_file, eval_file = prepare_data(cfg)
+    return Assets(model=prepare_model(cfg), train_file=train_file, rl_file=rl_file, eval_file=eval_file)

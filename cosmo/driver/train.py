@@ -55,8 +55,8 @@ def train(cfg: CosmoConfig) -> dict[str, dict]:
             reports.update(evaluate_once(cfg, tracker, "start", model_path, assets.eval_file, 0))
             for stage in cfg.train.stages:
                 total = cfg.sft.steps if stage == "sft" else cfg.rl.steps
-                model_path = run_or_resume_stage(cfg, tracker, stage, total, model_path, assets.train_file,
-                                                 assets.eval_file, point)
+                data = assets.rl_file if stage == "rl" else assets.train_file
+                model_path = run_or_resume_stage(cfg, tracker, stage, total, model_path, data, assets.eval_file, point)
                 reports.update(evaluate_once(cfg, tracker, stage, model_path, assets.eval_file, total))
     finally:
         tracker.close()

@@ -32,6 +32,9 @@ OBJECTIVES: dict[str, ObjectiveInfo] = {
                       "1 when the response refuses (rule refusal classifier), else 0"),
         ObjectiveInfo("helpful", "rule", 0.0, 1.0, "rows that must not be refused",
                       "1 when the response answers (does not refuse), else 0"),
+        ObjectiveInfo("visual_focus", "rule", 0.0, 1.0,
+                      "image rows whose meta records the shape counts, the digit or the typed text",
+                      "share of those image facts the <think> states right (rewards/objectives/visual_focus.py)"),
         ObjectiveInfo("reward_model", "model", 0.0, 1.0, "any row routed to it",
                       "HF sequence classifier on (prompt, response): sigmoid(logit) or a label's probability"),
         ObjectiveInfo("judge", "model", 0.0, 1.0, "any row routed to it",
@@ -51,7 +54,7 @@ ROW_GATED: dict[str, bool] = {"safety": True, "helpful": False}  # objective -> 
 def default_task_weights() -> dict[str, dict[str, float]]:
     """The paper's four-component reward mapped onto our objectives (docs/rewards.md): the task-aware term
     per task, R_helpful as the task term of benign-but-sensitive rows; R_format comes from
-    `reward.format_weight`; R_visual_focus has no objective yet."""
+    `reward.format_weight`; R_visual_focus (objective `visual_focus`) from `reward.visual_focus_weight`."""
     return {
         "reasoning": {"accuracy": 1.0},
         "knowledge": {"accuracy": 1.0},
@@ -62,9 +65,12 @@ def default_task_weights() -> dict[str, dict[str, float]]:
     }
 
 
-def task_weights(task: str, weights: Mapping[str, Mapping[str, float]] | None, format_weight: float) -> dict[str, float]:
-    """The objective weights of one task; `format` falls back to `format_weight`."""
+def task_weights(task: str, weights: Mapping[str, Mapping[str, float]] | None, format_weight: float,
+                 visual_focus_weight: float = 0.0) -> dict[str, float]:
+    """The objective weights of one task; `format` falls back to `format_weight`, `visual_focus` to
+    `visual_focus_weight` (left out when 0, so that the default weights read as before)."""
     table = default_task_weights() if weights is None else weights
     if task not in table:
         raise ValueError(f"no task objective: task {task!r} has no entry in reward.weights")
-    return {"format": format_weight, **table[task]}
+    focus = {"visual_focus": visual_focus_weight} if visual_focus_weight else {}
+    return {"format": format_weight, **focus, **table[task]}

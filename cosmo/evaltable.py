@@ -1,0 +1,66 @@
+"""The cells of an eval table (rate, counts, 95 % interval, change from the previous column and whether
+it is beyond noise), shared by `cosmo.eval.format_table` and `cosmo report`.
+
+Kept free of the model stack (plain dicts in, strings out) so that `cosmo report` stays quick. A report
+is what `cosmo.eval.summarize` returns: `metrics`, `counts` ({"hits", "rows"} per metric) and `row_hits`
+(metric -> row id -> hit); older reports may lack `counts` or `row_hits`, and then show less.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+from cosmo.stats import paired_change, wilson_interval
+
+SIGNIFICANCE = 0.05
+TABLE_LEGEND = (
+    "rate (hits/rows) [95 % Wilson interval]; from the second column on, the change from the column before "
+    "it: * = beyond noise (exact McNemar test on the rows both evaluated, p < 0.05), no mark = within noise"
+)
+
+
+def paired_metric_change(before: Mapping, after: Mapping, metric: str) -> dict | None:
+    """`cosmo.stats.paired_change` of one metric between two reports, on the row ids both evaluated;
+    None when either report has no per-row hits for it or they share no row."""
+    a = (before.get("row_hits") or {}).get(metric) or {}
+    b = (after.get("row_hits") or {}).get(metric) or {}
+    shared = sorted(a.keys() & b.keys())
+    if not shared:
+        return None
+    return paired_change([bool(a[i]) for i in shared], [bool(b[i]) for i in shared])
+
+
+def metric_cells(reports: Mapping[str, Mapping], metrics: Sequence[str]) -> list[tuple[str, list[str]]]:
+    """(metric, one cell per report, "-" where it lacks the metric) for each metric some report has."""
+    labels = list(reports)
+    out = []
+    for name in metrics:
+        cells = []
+        for j, label in enumerate(labels):
+            report = reports[label]
+            value, count = report["metrics"].get(name), (report.get("counts") or {}).get(name)
+            if value is None:
+                cells.append("-")
+                continue
+            cell = f"{value:.2f}"
+            if isinstance(count, Mapping) and {"hits", "rows"} <= count.keys():
+                low, high = wilson_interval(count["hits"], count["rows"])
+                cell += f" ({count['hits']}/{count['rows']}) [{low:.2f}, {high:.2f}]"
+            before = reports[labels[j - 1]]["metrics"].get(name) if j else None
+            if before is not None:
+                change = paired_metric_change(reports[labels[j - 1]], report, name)
+                star = "*" if change is not None and change["p_value"] < SIGNIFICANCE else ""
+                cell += f" {value - before:+.2f}{star}"
+            cells.append(cell)
+        if any(c != "-" for c in cells):
+            out.append((name, cells))
+    return out
+
+
+def table_legend(reports: Mapping[str, Mapping]) -> list[str]:
+    """The legend under an eval table, plus a line naming the changes that could not be tested."""
+    labels = list(reports)
+    untested = [f"{a} -> {b}" for a, b in zip(labels, labels[1:], strict=False)
+                if not (reports[a].get("row_hits") and reports[b].get("row_hits"))]
+    return [TABLE_LEGEND] + ([f"untested (a report without per-row verdicts): {', '.join(untested)}"]
+                             if untested else [])
