@@ -89,6 +89,46 @@ def _cmd_data_augment(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_data_import(args: argparse.Namespace) -> int:
+    from cosmo.benchmarks import IMPORTERS  # noqa: PLC0415
+
+    src, out = Path(args.src), Path(args.out)
+    options: dict = {}
+    if args.format == "figstep":
+        options["subset"] = args.set
+    if args.format in ("mm-safetybench", "siuo", "generic") and args.images:
+        options["images"] = Path(args.images)
+    if args.format == "mm-safetybench" and args.variants:
+        options["variants"] = tuple(v.strip() for v in args.variants.split(","))
+    if args.format == "generic":
+        options.update(mapping=dict(args.map), task=args.task, should_refuse=args.should_refuse,
+                       licence=args.licence, name=args.name)
+    elif args.map or args.task:
+        print("cosmo: --map and --task apply to the generic format only", file=sys.stderr)
+        return 2
+    result = IMPORTERS[args.format](src, out, **options)
+    counts = ", ".join(f"{task} {n}" for task, n in sorted(result.per_task.items()))
+    print(f"{result.path}: {result.rows} rows ({counts})")
+    for note in result.notes:
+        print(note)
+    if result.report:
+        report_path = out.with_suffix(".import-report.json")
+        report_path.write_text(json.dumps(result.report, indent=2))
+        print(f"import report: {report_path}")
+    return 0
+
+
+def _mapping(text: str) -> list[tuple[str, str]]:
+    """`field=column[,field=column...]` for `cosmo data import generic --map`."""
+    pairs = []
+    for part in text.split(","):
+        name, sep, column = part.partition("=")
+        if not sep or not name.strip() or not column.strip():
+            raise argparse.ArgumentTypeError(f"expected field=column, got {part!r}")
+        pairs.append((name.strip(), column.strip()))
+    return pairs
+
+
 def _probability(text: str) -> float:
     value = float(text)
     if not 0 <= value <= 1:
@@ -249,6 +289,30 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-noise", type=_probability, default=d.max_noise, metavar="W",
                    help=f"largest pixel-noise blend weight (default {d.max_noise})")
     p.set_defaults(fn=_cmd_data_augment)
+
+    p = data.add_parser("import", help="convert a public benchmark (XSTest, FigStep, MM-SafetyBench, SIUO, IFEval, "
+                        "any CSV/JSONL) into COSMO's JSONL format",
+                        description="Read a benchmark as its authors distribute it (docs/benchmarks.md) and write "
+                        "OUT.jsonl in the documented row format, images copied to OUT's folder under "
+                        "<OUT name>-images/, source, licence and the original record in each row's meta. A "
+                        "malformed source fails naming the file, row and column.")
+    p.add_argument("format", choices=("xstest", "figstep", "mm-safetybench", "siuo", "ifeval", "generic"))
+    p.add_argument("src", help="the benchmark's file or folder (see docs/benchmarks.md for each format)")
+    p.add_argument("--out", required=True, help="output JSONL file")
+    p.add_argument("--images", default=None, help="mm-safetybench, siuo, generic: folder holding the images "
+                   "(default: the benchmark's own layout, or the source file's folder)")
+    p.add_argument("--set", default="SafeBench", choices=("SafeBench", "SafeBench-Tiny"), help="figstep: which set")
+    p.add_argument("--variants", default=None, help="mm-safetybench: comma-separated subset of text,sd,typo,sd_typo "
+                   "(default: all)")
+    p.add_argument("--map", action="extend", type=_mapping, default=[], metavar="FIELD=COLUMN",
+                   help="generic: COSMO field from a source column, e.g. prompt=question,answer=label (repeatable; "
+                   "fields: id, task, prompt, images, answer, should_refuse)")
+    p.add_argument("--task", default=None, help="generic: the task of every row (when no column gives it)")
+    p.add_argument("--should-refuse", default=None, type=lambda t: t.lower() in ("true", "1", "yes"),
+                   help="generic: should_refuse of every row (default: the task's default)")
+    p.add_argument("--licence", default="unknown", help="generic: licence recorded in meta")
+    p.add_argument("--name", default=None, help="generic: source name for ids and meta (default: the file's stem)")
+    p.set_defaults(fn=_cmd_data_import)
 
     model = sub.add_parser("model", help="models").add_subparsers(dest="model_command", required=True,
                                                                    metavar="SUBCOMMAND")
