@@ -324,7 +324,7 @@ def build_parser() -> argparse.ArgumentParser:
                    metavar="F", help="vLLM on CPU with --kv-cache-gib 0: share of the node's memory the engine "
                    f"reserves (rollout.cpu_memory_utilization, default {RolloutConfig.cpu_memory_utilization})")
     p.add_argument("--suite", default=None, help="suite YAML naming benchmarks and their metrics (docs/benchmarks.md;"
-                   " example: configs/benchmark-suite.yaml): one table, rows = benchmarks, with 95%% intervals")
+                   " example: configs/suites/benchmarks.yaml): one table, rows = benchmarks, with 95%% intervals")
     p.add_argument("--label", default=None, help="--suite: name of this checkpoint in comparisons (default: the "
                    "model folder's name)")
     p.add_argument("--compare", nargs="+", default=None, metavar="REPORT", help="compare suite reports of several "

@@ -9,6 +9,9 @@ classifier `rewards.objectives.refusal.is_refusal`):
 - knowledge_accuracy:     `knowledge` rows whose <answer> matches the reference
 - instruction_accuracy:   `instruction` rows that satisfy every constraint
 - format_rate:            all rows whose response is well formed (<think>…</think><answer>…</answer>)
+The report also counts the constraints met over all instruction rows' constraints (IFEval's
+instruction-level accuracy) and, with a judge (`cosmo.refusal_judge`), the judge's refusal rates and
+its agreement with the rule classifier. Benchmark suites: `cosmo.suite`.
 """
 
 from __future__ import annotations

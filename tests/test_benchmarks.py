@@ -30,7 +30,7 @@ from cosmo.config import ConfigError, HttpJudgeConfig, RolloutConfig, load_confi
 from cosmo.data import DataError, Sample, load_jsonl
 from cosmo.refusal_judge import agreement, build_judge, judge_refusals, judged_report
 from cosmo.suite import SuiteError, compare_reports, load_suite, run_suite, suite_table, write_suite_report
-from rewards.objectives import check_constraints, validate_constraint
+from rewards.objectives import validate_constraint
 
 FIXTURES = Path(__file__).parent / "fixtures" / "benchmarks"
 REFUSE = "<think>No.</think><answer>I can't help with that.</answer>"
@@ -224,29 +224,7 @@ def test_cosmo_data_import_prints_counts_and_writes_the_ifeval_report(tmp_path, 
     assert "expected XSTest's prompts CSV" in capsys.readouterr().err
 
 
-# --- the constraint kinds added for IFEval --------------------------------------------------------------------
-@pytest.mark.parametrize(("constraint", "good", "bad"), [
-    ({"type": "min_sentences", "n": 2}, "One. Two.", "Only one."),
-    ({"type": "max_sentences", "n": 1}, "Only one.", "One. Two."),
-    ({"type": "keyword_count", "keyword": "tea", "relation": "at least", "n": 2}, "Tea and tea.", "Tea and steam."),
-    ({"type": "keyword_count", "keyword": "tea", "relation": "less than", "n": 2}, "Tea once.", "tea TEA"),
-    ({"type": "letter_count", "letter": "!", "relation": "at least", "n": 3}, "Yes!!!", "Yes!!"),
-    ({"type": "capital_words", "relation": "less than", "n": 2}, "ONE word", "TWO BIG"),
-    ({"type": "min_placeholders", "n": 2}, "Dear [name] at [address]", "Dear [name]"),
-    ({"type": "min_highlights", "n": 2}, "*one* and **two**", "*one* and ** **"),
-    ({"type": "min_sections", "splitter": "Section", "n": 2}, "Section 1 a\nSection 2 b", "Section 1 only"),
-    ({"type": "num_paragraphs", "n": 2}, "First.\n***\nSecond.", "First.\n***\n***\nSecond."),
-    ({"type": "postscript", "marker": "P.S."}, "Body.\nP.S. more", "Body. PS more"),
-    ({"type": "title"}, "<<My Title>>\ntext", "<< >> text"),
-    ({"type": "quotation"}, '"All quoted."', 'Not "quoted".'),
-    ({"type": "two_responses"}, "Answer A\n******\nAnswer B", "Same\n******\nSame"),
-])
-def test_new_constraint_kinds(constraint, good, bad):
-    validate_constraint(constraint)
-    assert check_constraints(good, [constraint]) == (1.0, [True])
-    assert check_constraints(bad, [constraint]) == (0.0, [False])
-
-
+# --- the constraint kinds added for IFEval (their true/false cases live in test_objectives.py) ----------
 def test_relation_must_be_one_of_ifevals_words():
     with pytest.raises(ValueError, match="key 'relation': expected one of 'at least', 'less than'"):
         validate_constraint({"type": "capital_words", "relation": "more than", "n": 2})
@@ -402,7 +380,7 @@ def test_bad_suite_files_name_the_key(tmp_path, text, message):
 def test_example_suite_config_lists_every_column():
     from cosmo.suite import COLUMNS
 
-    text = (Path(__file__).parents[1] / "configs" / "benchmark-suite.yaml").read_text()
+    text = (Path(__file__).parents[1] / "configs" / "suites" / "benchmarks.yaml").read_text()
     assert all(c in text for c in COLUMNS)
 
 
