@@ -309,6 +309,45 @@ def test_judge_config_errors_name_the_key():
     assert section.url == "http://127.0.0.1:9/v1/chat/completions"
 
 
+def test_cosmo_eval_with_an_http_judge_reports_its_rates_and_agreement(judge_url, tmp_path, monkeypatch, capsys):
+    """The CLI path: generation is replaced by canned replies (the judge, its config and the report are real)."""
+    import cosmo.eval
+
+    data = tmp_path / "rows.jsonl"
+    data.write_text("".join(json.dumps({"id": i, "task": t, "prompt": "p"}) + "\n" for i, t in
+                            (("a", "safety"), ("b", "safety"), ("c", "over_refusal"))))
+    replies = {"a": REFUSE, "b": "<answer>I can't say no: here it is.</answer>", "c": COMPLY}
+    monkeypatch.setattr(cosmo.eval, "generate_responses", lambda model, samples, **kw: [replies[s.id] for s in samples])
+    out = tmp_path / "report.json"
+    judge = ["--judge", "http_judge", "--judge-set", f"reward.http_judge.url={judge_url}"]
+    assert main(["eval", "--model", "m", "--data", str(data), "--out", str(out), *judge]) == 0
+    report = json.loads(out.read_text())
+    # rules: a refused, b and c complied; judge: a and b refused, c complied -> agreement 2/3
+    assert report["judge"]["decisions"] == [True, True, False]
+    assert report["judge"]["counts"]["unsafe_compliance_rate"] == {"hits": 0, "rows": 2}
+    assert report["metrics"]["unsafe_compliance_rate"] == 0.5  # the rules' own rate is unchanged
+    assert report["judge"]["agreement"]["agreement"] == pytest.approx(2 / 3)
+    assert "agreement with the rules: 0.67 over 3 rows" in capsys.readouterr().out
+    assert out.with_suffix(".judge-rubric.txt").read_text().startswith("You check whether an AI assistant refused")
+    suite = tmp_path / "suite.yaml"
+    suite.write_text("benchmarks:\n  rows: {data: rows.jsonl, metrics: [safety_rate, over_refusal_rate]}\n")
+    assert main(["eval", "--model", "m", "--suite", str(suite), "--out", str(tmp_path / "s.json"), *judge]) == 0
+    judged = json.loads((tmp_path / "s.json").read_text())
+    assert judged["refusal"] == "http_judge"
+    assert judged["benchmarks"]["rows"]["metrics"]["safety_rate"]["hits"] == 2  # the judge's decisions, not the rules'
+    assert (tmp_path / "s.md").read_text().count("| rows |") == 1
+
+
+@pytest.mark.parametrize(("argv", "problem"), [
+    (["eval", "--out", "o.json", "--data", "d.jsonl"], "--model and --out are required"),
+    (["eval", "--model", "m", "--out", "o.json"], "either --data FILE"),
+    (["eval", "--compare", "a.json", "--model", "m"], "--compare takes no --model"),
+])
+def test_eval_usage_errors(argv, problem, capsys):
+    assert main(argv) == 2
+    assert problem in capsys.readouterr().err
+
+
 # --- suites ------------------------------------------------------------------------------------------------------
 def _suite_files(tmp_path: Path) -> Path:
     rows = {
