@@ -89,21 +89,11 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     out.write_text(json.dumps(report, indent=2))
     print(format_table({Path(args.model).name or args.model: report}))
     if "judge" in report:
-        j = report["judge"]
-        print(f"judge ({j['objective']}): " + ", ".join(f"{k} {v:.2f} ({j['counts'][k]['hits']}/{j['counts'][k]['rows']})"
-                                                      for k, v in j["metrics"].items())
-              + f"; {j['failed']} rows without a valid verdict; agreement with the rules: {_agreement(j['agreement'])}")
+        from cosmo.refusal_judge import summary_line  # noqa: PLC0415
+
+        print(summary_line(report["judge"]))
     log.info("report written to %s (%.1f s)", out, report["seconds"])
     return 0
-
-
-def _agreement(a: dict) -> str:
-    if not a["rows"]:
-        return "no rows decided by both"
-    kappa = "undefined" if a["kappa"] is None else f"{a['kappa']:.2f}"
-    return (f"{a['agreement']:.2f} over {a['rows']} rows (kappa {kappa}; both refused {a['both_refused']}, both "
-            f"complied {a['both_complied']}, only rules refused {a['rule_only_refused']}, only judge refused "
-            f"{a['judge_only_refused']})")
 
 
 def _eval_judge(args: argparse.Namespace, on_gpu: bool, rollout):

@@ -126,3 +126,18 @@ def judged_report(samples: Sequence[Sample], outputs: Sequence[str], decisions: 
     return {"objective": name, "threshold": THRESHOLD, "metrics": metrics, "counts": counts,
             "decisions": list(decisions), "failed": len(errors), "errors": errors[:10],
             "agreement": agreement(rule, decisions)}
+
+
+def summary_line(j: dict) -> str:
+    """One printed line: the judge's rates with counts, its failures and its agreement with the rules."""
+    rates = ", ".join(f"{k} {v:.2f} ({j['counts'][k]['hits']}/{j['counts'][k]['rows']})" for k, v in j["metrics"].items())
+    a = j["agreement"]
+    if a["rows"]:
+        kappa = "undefined" if a["kappa"] is None else f"{a['kappa']:.2f}"
+        agree = (f"{a['agreement']:.2f} over {a['rows']} rows (kappa {kappa}; both refused {a['both_refused']}, both "
+                 f"complied {a['both_complied']}, only rules refused {a['rule_only_refused']}, only judge refused "
+                 f"{a['judge_only_refused']})")
+    else:
+        agree = "no rows decided by both"
+    return (f"judge ({j['objective']}): {rates or 'no rows of a refusal metric'}; {j['failed']} rows without a "
+            f"valid verdict; agreement with the rules: {agree}")
