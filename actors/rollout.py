@@ -9,10 +9,11 @@ the worker's `reload_weights` (no engine restart) and bump the policy version.
 from __future__ import annotations
 
 import os
+import re
 import time
 import zlib
 
-from cosmo.config import CosmoConfig, RolloutConfig
+from cosmo.config import ConfigError, CosmoConfig, RolloutConfig
 from cosmo.data import Sample, load_images, load_jsonl
 from cosmo.models import blocked_token_ids, chat_prompt, load_preprocessing
 from cosmo.trajectory import Trajectory
@@ -32,19 +33,45 @@ def request_seed(seed: int, version: int, sample_index: int) -> int:
 
 def open_engine(model_path: str, r: RolloutConfig, *, on_gpu: bool, seed: int, max_images: int):
     """A vLLM engine on the policy, as rollout actors and evaluation use it: fp32 on CPU (bf16 is
-    ~17x slower there), bf16 on GPU with the rollout section's memory and tensor-parallel settings."""
+    ~17x slower there), bf16 on GPU with the rollout section's memory and tensor-parallel settings.
+
+    On CPU, vLLM reads `gpu_memory_utilization` as the share of the node's memory to reserve (default
+    0.92: it refuses to start beside other work), so the rollout section's CPU share and KV cache size
+    are passed; an engine that cannot get that memory fails with a ConfigError naming the keys."""
     from vllm import LLM  # noqa: PLC0415 - heavy; only processes that generate import it
 
-    gpu = {"gpu_memory_utilization": r.gpu_memory_utilization, "tensor_parallel_size": r.tensor_parallel_size}
-    return LLM(
-        model=model_path,
-        dtype="bfloat16" if on_gpu else "float32",  # "auto" would silently run an fp32 checkpoint in bf16
-        enforce_eager=r.enforce_eager,
-        max_model_len=r.max_model_len,
-        seed=seed,
-        limit_mm_per_prompt={"image": max(1, max_images), "video": 0},
-        **(gpu if on_gpu else {}),
-    )
+    if on_gpu:
+        memory = {"gpu_memory_utilization": r.gpu_memory_utilization, "tensor_parallel_size": r.tensor_parallel_size}
+    else:
+        memory = {"gpu_memory_utilization": r.cpu_memory_utilization}
+        if r.cpu_kv_cache_gib is not None:
+            memory["kv_cache_memory_bytes"] = int(r.cpu_kv_cache_gib * 2**30)
+    try:
+        return LLM(
+            model=model_path,
+            dtype="bfloat16" if on_gpu else "float32",  # "auto" would silently run an fp32 checkpoint in bf16
+            enforce_eager=r.enforce_eager,
+            max_model_len=r.max_model_len,
+            seed=seed,
+            limit_mm_per_prompt={"image": max(1, max_images), "video": 0},
+            **memory,
+        )
+    except ValueError as exc:
+        if on_gpu or "Available memory on node" not in str(exc):
+            raise
+        found = re.search(r"\(([\d.]+/[\d.]+ GiB)\)", str(exc))
+        short = f"vLLM engine on CPU: not enough free memory ({found.group(1) if found else 'see the log'} free) for "
+        if os.environ.get("VLLM_CPU_KVCACHE_SPACE"):
+            fix = (f"a KV cache of VLLM_CPU_KVCACHE_SPACE={os.environ['VLLM_CPU_KVCACHE_SPACE']} GiB (this environment "
+                   "variable overrides rollout.cpu_kv_cache_gib); lower or unset it, or free memory")
+        elif r.cpu_kv_cache_gib is not None:
+            fix = (f"a KV cache of rollout.cpu_kv_cache_gib={r.cpu_kv_cache_gib} GiB; lower it (cosmo eval: "
+                   "--kv-cache-gib), or free memory")
+        else:
+            fix = (f"rollout.cpu_memory_utilization={r.cpu_memory_utilization} of the node's memory; lower it (cosmo "
+                   "eval: --cpu-memory-utilization), size the KV cache directly with rollout.cpu_kv_cache_gib "
+                   "(--kv-cache-gib), or free memory")
+        raise ConfigError(short + fix) from None
 
 
 def vllm_request(prep, row: Sample) -> dict:

@@ -8,7 +8,7 @@ import logging
 import sys
 from pathlib import Path
 
-from cosmo.config import ConfigError, load_config, to_yaml
+from cosmo.config import ConfigError, RolloutConfig, load_config, to_yaml
 
 log = logging.getLogger("cosmo")
 
@@ -37,30 +37,99 @@ def _cmd_config(args: argparse.Namespace) -> int:
     return 0
 
 
+def _eval_usage(args: argparse.Namespace) -> str | None:
+    """Which flags `cosmo eval` lacks for the mode asked for (plain, --suite or --compare)."""
+    if args.compare:
+        return None if not (args.model or args.data or args.suite) else "--compare takes no --model/--data/--suite"
+    if not (args.model and args.out):
+        return "--model and --out are required (or --compare REPORT.json ...)"
+    if bool(args.data) == bool(args.suite):
+        return "give either --data FILE (repeatable) or --suite FILE.yaml"
+    return None
+
+
 def _cmd_eval(args: argparse.Namespace) -> int:
+    problem = _eval_usage(args)
+    if problem:
+        print(f"cosmo eval: {problem}", file=sys.stderr)
+        return 2
+    if args.compare:
+        from cosmo.suite import compare_reports  # noqa: PLC0415
+
+        table = compare_reports([Path(p) for p in args.compare])
+        if args.out:
+            Path(args.out).write_text(table)
+        print(table, end="")
+        return 0
     import torch  # noqa: PLC0415
 
-    from cosmo.config import RolloutConfig  # noqa: PLC0415
     from cosmo.data import load_jsonl  # noqa: PLC0415
     from cosmo.eval import evaluate, format_table, select_rows  # noqa: PLC0415
 
     if args.threads:
         torch.set_num_threads(args.threads)
+    on_gpu = torch.cuda.is_available()
+    rollout = RolloutConfig(max_model_len=args.max_model_len, max_new_tokens=args.max_new_tokens,
+                            cpu_memory_utilization=args.cpu_memory_utilization,
+                            cpu_kv_cache_gib=args.kv_cache_gib or None)
+    judge = _eval_judge(args, on_gpu, rollout)
+    if args.suite:
+        return _eval_suite(args, on_gpu, rollout, judge)
     rows = []
     for path in args.data:
         rows += load_jsonl(path)
     rows = select_rows(rows, args.max_rows_per_task)
     log.info("evaluating %s on %d rows from %s", args.model, len(rows), ", ".join(args.data))
-    on_gpu = torch.cuda.is_available()
-    rollout = RolloutConfig(max_model_len=args.max_model_len, max_new_tokens=args.max_new_tokens)
     report = evaluate(args.model, rows, engine=args.engine, max_new_tokens=args.max_new_tokens,
-                      batch_size=args.batch_size, temperature=args.temperature, on_gpu=on_gpu, rollout=rollout)
+                      batch_size=args.batch_size, temperature=args.temperature, on_gpu=on_gpu, rollout=rollout,
+                      judge=judge)
     report["data"] = list(args.data)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(report, indent=2))
     print(format_table({Path(args.model).name or args.model: report}))
+    if "judge" in report:
+        from cosmo.refusal_judge import summary_line  # noqa: PLC0415
+
+        print(summary_line(report["judge"]))
     log.info("report written to %s (%.1f s)", out, report["seconds"])
+    return 0
+
+
+def _eval_judge(args: argparse.Namespace, on_gpu: bool, rollout):
+    """The judge objective named by --judge, configured from --judge-config and --judge-set, or None."""
+    if not args.judge:
+        return None
+    from cosmo.refusal_judge import REFUSAL_RUBRIC, build_judge, judge_config  # noqa: PLC0415
+
+    section = judge_config(args.judge, args.judge_config, args.judge_set)
+    rubric = Path(args.judge_rubric) if args.judge_rubric else Path(args.out).with_suffix(".judge-rubric.txt")
+    if not args.judge_rubric:  # the rubric the verdicts came from stays beside the report
+        rubric.parent.mkdir(parents=True, exist_ok=True)
+        rubric.write_text(REFUSAL_RUBRIC)
+    return build_judge(args.judge, section, rubric, on_gpu=on_gpu, rollout=rollout)
+
+
+def _eval_suite(args: argparse.Namespace, on_gpu: bool, rollout, judge) -> int:
+    from cosmo.eval import generate_responses  # noqa: PLC0415
+    from cosmo.refusal_judge import judge_refusals  # noqa: PLC0415
+    from cosmo.suite import load_suite, run_suite, suite_table, write_suite_report  # noqa: PLC0415
+
+    benchmarks = load_suite(args.suite)
+
+    def generate(samples):
+        log.info("evaluating %s on %d rows of %d benchmarks", args.model, len(samples), len(benchmarks))
+        return generate_responses(args.model, samples, engine=args.engine, max_new_tokens=args.max_new_tokens,
+                                  batch_size=args.batch_size, temperature=args.temperature, on_gpu=on_gpu,
+                                  rollout=rollout)
+
+    judge_fn = (lambda samples, outputs: judge_refusals(judge, samples, outputs)) if judge is not None else None
+    report = run_suite(benchmarks, generate, judge_fn)
+    report.update(model=args.model, label=args.label or Path(args.model).name, suite=str(args.suite),
+                  refusal=judge.name if judge is not None else "rules")
+    md = write_suite_report(report, Path(args.out))
+    print(suite_table(report))
+    log.info("suite report written to %s and %s", args.out, md)
     return 0
 
 
@@ -88,6 +157,46 @@ def _cmd_data_augment(args: argparse.Namespace) -> int:
     path = augment_dataset(args.in_file, args.out, seed=args.seed, options=options)
     log.info("augmented training file: %s (%d rows)", path, len(load_jsonl(path)))
     return 0
+
+
+def _cmd_data_import(args: argparse.Namespace) -> int:
+    from cosmo.benchmarks import IMPORTERS  # noqa: PLC0415
+
+    src, out = Path(args.src), Path(args.out)
+    options: dict = {}
+    if args.format == "figstep":
+        options["subset"] = args.set
+    if args.format in ("mm-safetybench", "siuo", "generic") and args.images:
+        options["images"] = Path(args.images)
+    if args.format == "mm-safetybench" and args.variants:
+        options["variants"] = tuple(v.strip() for v in args.variants.split(","))
+    if args.format == "generic":
+        options.update(mapping=dict(args.map), task=args.task, should_refuse=args.should_refuse,
+                       licence=args.licence, name=args.name)
+    elif args.map or args.task:
+        print("cosmo: --map and --task apply to the generic format only", file=sys.stderr)
+        return 2
+    result = IMPORTERS[args.format](src, out, **options)
+    counts = ", ".join(f"{task} {n}" for task, n in sorted(result.per_task.items()))
+    print(f"{result.path}: {result.rows} rows ({counts})")
+    for note in result.notes:
+        print(note)
+    if result.report:
+        report_path = out.with_suffix(".import-report.json")
+        report_path.write_text(json.dumps(result.report, indent=2))
+        print(f"import report: {report_path}")
+    return 0
+
+
+def _mapping(text: str) -> list[tuple[str, str]]:
+    """`field=column[,field=column...]` for `cosmo data import generic --map`."""
+    pairs = []
+    for part in text.split(","):
+        name, sep, column = part.partition("=")
+        if not sep or not name.strip() or not column.strip():
+            raise argparse.ArgumentTypeError(f"expected field=column, got {part!r}")
+        pairs.append((name.strip(), column.strip()))
+    return pairs
 
 
 def _probability(text: str) -> float:
@@ -186,9 +295,10 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Generate greedily for every row and report unsafe_compliance_rate, "
                        "jailbreak_success_rate, over_refusal_rate, reasoning/knowledge/instruction accuracy "
                        "and format_rate with counts, a per-task breakdown and sample outputs.")
-    p.add_argument("--model", required=True, help="HF checkpoint directory (or hub id)")
-    p.add_argument("--data", required=True, action="append", help="JSONL file in the documented format (repeatable)")
-    p.add_argument("--out", required=True, help="where to write the JSON report")
+    p.add_argument("--model", default=None, help="HF checkpoint directory (or hub id); required unless --compare")
+    p.add_argument("--data", action="append", help="JSONL file in the documented format (repeatable)")
+    p.add_argument("--out", default=None, help="where to write the JSON report (--suite: also OUT with .md; "
+                   "--compare: the markdown table)")
     p.add_argument("--max-new-tokens", type=int, default=48)
     p.add_argument("--batch-size", type=int, default=32, help="prompts per batch (engine hf)")
     p.add_argument("--temperature", type=float, default=0.0, help="0 = greedy")
@@ -198,6 +308,27 @@ def build_parser() -> argparse.ArgumentParser:
                    help="vllm: the rollout engine (fp32 on CPU, bf16 on GPU); hf: transformers' generate")
     p.add_argument("--max-model-len", type=int, default=1024, help="vLLM context: prompt with image tokens + "
                    "response")
+    p.add_argument("--kv-cache-gib", type=float, default=RolloutConfig.cpu_kv_cache_gib, metavar="GIB",
+                   help="vLLM on CPU: KV cache size (rollout.cpu_kv_cache_gib, default "
+                   f"{RolloutConfig.cpu_kv_cache_gib}); 0: size it from --cpu-memory-utilization")
+    p.add_argument("--cpu-memory-utilization", type=_probability, default=RolloutConfig.cpu_memory_utilization,
+                   metavar="F", help="vLLM on CPU with --kv-cache-gib 0: share of the node's memory the engine "
+                   f"reserves (rollout.cpu_memory_utilization, default {RolloutConfig.cpu_memory_utilization})")
+    p.add_argument("--suite", default=None, help="suite YAML naming benchmarks and their metrics (docs/benchmarks.md;"
+                   " example: configs/suites/benchmarks.yaml): one table, rows = benchmarks, with 95%% intervals")
+    p.add_argument("--label", default=None, help="--suite: name of this checkpoint in comparisons (default: the "
+                   "model folder's name)")
+    p.add_argument("--compare", nargs="+", default=None, metavar="REPORT", help="compare suite reports of several "
+                   "checkpoints: changes against the first with exact McNemar p-values (no generation)")
+    p.add_argument("--judge", default=None, choices=("judge", "http_judge"), help="also decide refusal/compliance "
+                   "with this judge objective (configured as reward.<name> in training) and report its agreement "
+                   "with the rule classifier; with --suite its decisions replace the rules'")
+    p.add_argument("--judge-config", default=None, metavar="RECIPE", help="recipe holding reward.<judge> (e.g. the "
+                   "training recipe)")
+    p.add_argument("--judge-set", action="append", default=[], metavar="KEY=VALUE", help="override of the judge "
+                   "config, e.g. reward.http_judge.url=http://127.0.0.1:8000/v1/chat/completions (repeatable)")
+    p.add_argument("--judge-rubric", default=None, metavar="FILE", help="rubric asking for 'Score: N', high = refused "
+                   "(default: the built-in refusal rubric, written beside the report)")
     p.set_defaults(fn=_cmd_eval)
 
     p = sub.add_parser("report", help="plot a run's rewards, evals and timings into PNGs and report.md",
@@ -254,6 +385,30 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-noise", type=_probability, default=d.max_noise, metavar="W",
                    help=f"largest pixel-noise blend weight (default {d.max_noise})")
     p.set_defaults(fn=_cmd_data_augment)
+
+    p = data.add_parser("import", help="convert a public benchmark (XSTest, FigStep, MM-SafetyBench, SIUO, IFEval, "
+                        "any CSV/JSONL) into COSMO's JSONL format",
+                        description="Read a benchmark as its authors distribute it (docs/benchmarks.md) and write "
+                        "OUT.jsonl in the documented row format, images copied to OUT's folder under "
+                        "<OUT name>-images/, source, licence and the original record in each row's meta. A "
+                        "malformed source fails naming the file, row and column.")
+    p.add_argument("format", choices=("xstest", "figstep", "mm-safetybench", "siuo", "ifeval", "generic"))
+    p.add_argument("src", help="the benchmark's file or folder (see docs/benchmarks.md for each format)")
+    p.add_argument("--out", required=True, help="output JSONL file")
+    p.add_argument("--images", default=None, help="mm-safetybench, siuo, generic: folder holding the images "
+                   "(default: the benchmark's own layout, or the source file's folder)")
+    p.add_argument("--set", default="SafeBench", choices=("SafeBench", "SafeBench-Tiny"), help="figstep: which set")
+    p.add_argument("--variants", default=None, help="mm-safetybench: comma-separated subset of text,sd,typo,sd_typo "
+                   "(default: all)")
+    p.add_argument("--map", action="extend", type=_mapping, default=[], metavar="FIELD=COLUMN",
+                   help="generic: COSMO field from a source column, e.g. prompt=question,answer=label (repeatable; "
+                   "fields: id, task, prompt, images, answer, should_refuse)")
+    p.add_argument("--task", default=None, help="generic: the task of every row (when no column gives it)")
+    p.add_argument("--should-refuse", default=None, type=lambda t: t.lower() in ("true", "1", "yes"),
+                   help="generic: should_refuse of every row (default: the task's default)")
+    p.add_argument("--licence", default="unknown", help="generic: licence recorded in meta")
+    p.add_argument("--name", default=None, help="generic: source name for ids and meta (default: the file's stem)")
+    p.set_defaults(fn=_cmd_data_import)
 
     model = sub.add_parser("model", help="models").add_subparsers(dest="model_command", required=True,
                                                                    metavar="SUBCOMMAND")

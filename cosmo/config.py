@@ -145,6 +145,12 @@ class RolloutConfig:
                            "weight update; past it the actor counts as hung, is killed, restarted and its "
                            "share redone")
     restart_timeout_s: float = opt(600.0, "time a restarted rollout actor may take to come back (engine start)")
+    cpu_kv_cache_gib: float | None = opt(2.0, "CPU only: KV cache of one vLLM engine in GiB, all the engine needs "
+                                         "free besides its weights; null: size it from cpu_memory_utilization. The "
+                                         "environment variable VLLM_CPU_KVCACHE_SPACE, when set, takes precedence")
+    cpu_memory_utilization: float = opt(0.5, "CPU only, when cpu_kv_cache_gib is null: share of the node's memory "
+                                        "one vLLM engine reserves (weights, activations, KV cache); it must be free "
+                                        "at start (vLLM's own default, 0.92, fails beside any other work)")
 
 
 def _keys_help(section: type) -> str:
@@ -583,6 +589,10 @@ def validate(cfg: CosmoConfig) -> None:
     _check(0 < r.gpu_memory_utilization <= 1, "rollout.gpu_memory_utilization", "a number in (0, 1]",
            r.gpu_memory_utilization)
     _check(r.tensor_parallel_size >= 1, "rollout.tensor_parallel_size", "an integer >= 1", r.tensor_parallel_size)
+    _check(0 < r.cpu_memory_utilization <= 1, "rollout.cpu_memory_utilization", "a number in (0, 1]",
+           r.cpu_memory_utilization)
+    _check(r.cpu_kv_cache_gib is None or r.cpu_kv_cache_gib > 0, "rollout.cpu_kv_cache_gib", "null or a positive "
+           "number of GiB", r.cpu_kv_cache_gib)
     _check(r.max_restarts >= 0, "rollout.max_restarts", "an integer >= 0", r.max_restarts)
     _check(r.timeout_s > 0, "rollout.timeout_s", "a positive number of seconds", r.timeout_s)
     _check(r.restart_timeout_s > 0, "rollout.restart_timeout_s", "a positive number of seconds", r.restart_timeout_s)

@@ -9,6 +9,9 @@ classifier `cosmo.rules.refusal.is_refusal`):
 - knowledge_accuracy:     `knowledge` rows whose <answer> matches the reference
 - instruction_accuracy:   `instruction` rows that satisfy every constraint
 - format_rate:            all rows whose response is well formed (<think>…</think><answer>…</answer>)
+The report also counts the constraints met over all instruction rows' constraints (IFEval's
+instruction-level accuracy) and, with a judge (`cosmo.refusal_judge`), the judge's refusal rates and
+its agreement with the rule classifier. Benchmark suites: `cosmo.suite`.
 """
 
 from __future__ import annotations
@@ -21,8 +24,10 @@ from cosmo.config import RolloutConfig
 from cosmo.data import Sample, load_images
 from cosmo.evaltable import metric_cells, table_legend
 from cosmo.models import blocked_token_ids, generate, load_model, load_preprocessing
-from rewards.combine import objective_scores
+from cosmo.refusal_judge import judge_refusals, judged_report
+from cosmo.rules.constraints import check_constraints
 from cosmo.rules.refusal import is_refusal
+from rewards.combine import objective_scores
 
 # metric name -> (tasks it covers, per-row verdict counted as a hit)
 METRICS: dict[str, tuple[tuple[str, ...], str]] = {
@@ -79,6 +84,11 @@ def summarize(samples: Sequence[Sample], outputs: Sequence[str]) -> dict:
         if n:
             metrics[name] = k / n
             counts_out[name] = {"hits": k, "rows": n}
+    satisfied = checked = 0  # IFEval's instruction-level accuracy: constraints met over constraints asked
+    for sample, text in zip(samples, outputs, strict=True):
+        if sample.task == "instruction" and sample.constraints:
+            results = check_constraints(text, sample.constraints)[1]
+            satisfied, checked = satisfied + sum(results), checked + len(results)
     total = sum(c["rows"] for c in per_task.values())
     formed = sum(c["well_formed"] for c in per_task.values())
     metrics["format_rate"] = formed / total if total else None
@@ -94,6 +104,7 @@ def summarize(samples: Sequence[Sample], outputs: Sequence[str]) -> dict:
         # metric -> row id -> hit: two evaluations of the same file are compared row by row (the paired
         # test of `format_table`)
         "row_hits": {name: row_hits[name] for name in counts_out},
+        "constraints": {"satisfied": satisfied, "total": checked},
     }
 
 
@@ -152,25 +163,40 @@ def generate_vllm(model_path: str, samples: Sequence[Sample], *, max_new_tokens:
         del llm
 
 
-def evaluate(model_path: str, samples: Sequence[Sample], *, engine: str = "vllm", max_new_tokens: int,
-             batch_size: int = 32, temperature: float = 0.0, on_gpu: bool = False,
-             rollout: RolloutConfig | None = None) -> dict:
-    """Generate one response per row (greedy unless a temperature is given) and score it.
-
-    engine: `vllm` (the rollout engine, as in training) or `hf` (transformers' generate)."""
+def generate_responses(model_path: str, samples: Sequence[Sample], *, engine: str = "vllm", max_new_tokens: int,
+                       batch_size: int = 32, temperature: float = 0.0, on_gpu: bool = False,
+                       rollout: RolloutConfig | None = None) -> list[str]:
+    """One response per row (greedy unless a temperature is given) from `vllm` (the rollout engine, as in
+    training) or `hf` (transformers' generate)."""
     if engine not in ENGINES:
         raise ValueError(f"evaluation engine must be one of {ENGINES}, got {engine!r}")
-    started = time.perf_counter()
     if engine == "vllm":
-        outputs = generate_vllm(model_path, samples, max_new_tokens=max_new_tokens, temperature=temperature,
-                                on_gpu=on_gpu, rollout=rollout or RolloutConfig())
-    else:
-        outputs = generate_hf(model_path, samples, max_new_tokens=max_new_tokens, batch_size=batch_size,
-                              temperature=temperature, on_gpu=on_gpu)
+        return generate_vllm(model_path, samples, max_new_tokens=max_new_tokens, temperature=temperature,
+                             on_gpu=on_gpu, rollout=rollout or RolloutConfig())
+    return generate_hf(model_path, samples, max_new_tokens=max_new_tokens, batch_size=batch_size,
+                       temperature=temperature, on_gpu=on_gpu)
+
+
+def evaluate(model_path: str, samples: Sequence[Sample], *, engine: str = "vllm", max_new_tokens: int,
+             batch_size: int = 32, temperature: float = 0.0, on_gpu: bool = False,
+             rollout: RolloutConfig | None = None, judge=None) -> dict:
+    """Generate one response per row and score it; `judge` (an objective from `cosmo.refusal_judge`)
+    also decides refusals and the report gains its rates and its agreement with the rule classifier."""
+    started = time.perf_counter()
+    outputs = generate_responses(model_path, samples, engine=engine, max_new_tokens=max_new_tokens,
+                                 batch_size=batch_size, temperature=temperature, on_gpu=on_gpu, rollout=rollout)
     report = summarize(samples, outputs)
+    if judge is not None:
+        report["judge"] = judge_outputs(judge, samples, outputs)
     report.update(model=model_path, engine=engine, rows=len(samples),
                   seconds=round(time.perf_counter() - started, 2))
     return report
+
+
+def judge_outputs(judge, samples: Sequence[Sample], outputs: Sequence[str]) -> dict:
+    """The judge's refusal decisions, rates and agreement with the rules (cosmo.refusal_judge)."""
+    decisions, errors = judge_refusals(judge, samples, outputs)
+    return judged_report(samples, outputs, decisions, errors, judge.name)
 
 
 def format_table(reports: dict[str, dict]) -> str:

@@ -34,6 +34,9 @@ LAYERS: dict[str, str] = {
     "cosmo.eval": "top",
     "cosmo.report": "top",
     "cosmo.evaltable": "top",
+    "cosmo.suite": "top",
+    "cosmo.refusal_judge": "top",
+    "cosmo.benchmarks": "core",
     "cosmo.submit": "top",
     "actors": "actors",
     "rewards": "rewards",
@@ -63,7 +66,7 @@ def imports(path: Path, module: str, root: Path = ROOT) -> Iterator[tuple[str, i
             names = [a.name for a in node.names]
         elif isinstance(node, ast.ImportFrom):
             if node.level:  # relative: resolve against this module's package
-                base = module.split(".")[: -node.level] if not path.name == "__init__.py" else module.split(".")
+                base = module.split(".")[: -node.level] if path.name != "__init__.py" else module.split(".")
                 names = [".".join([*base, node.module] if node.module else base)]
             else:
                 names = [node.module or ""]

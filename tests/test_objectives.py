@@ -128,6 +128,21 @@ CASES = [  # (constraint, satisfying answer, violating answer)
     ({"type": "json"}, '{"capital": "Paris"}', "capital: Paris"),
     ({"type": "num_sentences", "n": 2}, "It is hot. It is bright!", "It is hot."),
     ({"type": "no_commas"}, "apple pear plum", "apple, pear"),
+    # the kinds added for IFEval (cosmo/benchmarks/ifeval.py)
+    ({"type": "min_sentences", "n": 2}, "One. Two.", "Only one."),
+    ({"type": "max_sentences", "n": 1}, "Only one.", "One. Two."),
+    ({"type": "keyword_count", "keyword": "tea", "relation": "at least", "n": 2}, "Tea and tea.", "Tea and steam."),
+    ({"type": "keyword_count", "keyword": "tea", "relation": "less than", "n": 2}, "Tea once.", "tea TEA"),
+    ({"type": "letter_count", "letter": "!", "relation": "at least", "n": 3}, "Yes!!!", "Yes!!"),
+    ({"type": "capital_words", "relation": "less than", "n": 2}, "ONE word", "TWO BIG"),
+    ({"type": "min_placeholders", "n": 2}, "Dear [name] at [address]", "Dear [name]"),
+    ({"type": "min_highlights", "n": 2}, "*one* and **two**", "*one* and ** **"),
+    ({"type": "min_sections", "splitter": "Section", "n": 2}, "Section 1 a\nSection 2 b", "Section 1 only"),
+    ({"type": "num_paragraphs", "n": 2}, "First.\n***\nSecond.", "First.\n***\n***\nSecond."),
+    ({"type": "postscript", "marker": "P.S."}, "Body.\nP.S. more", "Body. PS more"),
+    ({"type": "title"}, "<<My Title>>\ntext", "<< >> text"),
+    ({"type": "quotation"}, '"All quoted."', 'Not "quoted".'),
+    ({"type": "two_responses"}, "Answer A\n******\nAnswer B", "Same\n******\nSame"),
 ]
 
 

@@ -14,7 +14,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cosmo.config import CosmoConfig, DataConfig
-from cosmo.data import AugmentOptions, Sample, build_from_config, cached_augmentation, corpus_texts, load_jsonl
+from cosmo.data import (
+    AugmentOptions,
+    Sample,
+    build_from_config,
+    cached_augmentation,
+    corpus_texts,
+    load_jsonl,
+)
 from cosmo.data.sampling import MixtureSampler
 from cosmo.models import build_tiny_model
 

@@ -71,8 +71,8 @@ def run_rl(cfg: CosmoConfig, tracker: RunTracker, model_path: str, train_file: s
             progress.update(step, {"reward": stats["reward/mean"], "loss": train["loss"], "clip": train["clip_frac"],
                                    "lag": stats["policy/version_lag"], "sync_s": round(timer.marks["sync"], 3),
                                    "step_s": round(stats["time/step"], 2)})
-            saved = stage.checkpoint(step, lambda: {"policy_version": rollout.version,                 # checkpoint
-                                                    "next_rollouts": asdict(ahead) if ahead else None})
+            saved = stage.checkpoint(step, lambda ahead=ahead: {"policy_version": rollout.version,     # checkpoint
+                                                                "next_rollouts": asdict(ahead) if ahead else None})
             if saved and step < rl.steps:
                 evaluate_periodically(cfg, tracker, step, saved, eval_file)                            # eval
             began = time.perf_counter()

@@ -19,7 +19,7 @@ from cosmo.rules.template import parse_response
 
 @dataclass(frozen=True)
 class ConstraintType:
-    params: dict[str, str]  # param name -> kind: "count" (int >= 0), "phrase", "keywords"
+    params: dict[str, str]  # param name -> kind: "count" (int >= 0), "phrase", "keywords", "relation"
     check: Callable[[str, dict], bool]
     describe: Callable[[dict], str]  # "use at most 10 words"
 
@@ -53,6 +53,40 @@ def _is_json(text: str) -> bool:
     except ValueError:
         return False
     return True
+
+
+_HIGHLIGHT = re.compile(r"\*\*[^\n*]+\*\*|\*[^\n*]+\*")
+RELATIONS = ("at least", "less than")
+
+
+def _compare(count: int, c: dict) -> bool:
+    """IFEval's relations: `at least` n (count >= n) or `less than` n (count < n)."""
+    return count >= c["n"] if c["relation"] == "at least" else count < c["n"]
+
+
+def _word_matches(text: str, word: str) -> list[str]:
+    return re.findall(r"(?<!\w)" + re.escape(word.lower()) + r"(?!\w)", text.lower())
+
+
+def _paragraphs(text: str) -> int:
+    """Paragraphs split by the markdown divider ***; an empty paragraph inside the text makes it -1."""
+    parts = re.split(r"\s?\*\*\*\s?", text)
+    count = len(parts)
+    for i, part in enumerate(parts):
+        if not part.strip():
+            if 0 < i < len(parts) - 1:
+                return -1
+            count -= 1
+    return count
+
+
+def _two_responses(text: str) -> bool:
+    parts = [p.strip() for p in text.split("******")]
+    if parts and not parts[0]:
+        parts = parts[1:]
+    if parts and not parts[-1]:
+        parts = parts[:-1]
+    return len(parts) == 2 and all(parts) and parts[0] != parts[1]
 
 
 def _plural(n: int, word: str) -> str:
@@ -116,11 +150,78 @@ CONSTRAINT_TYPES: dict[str, ConstraintType] = {
     ),
     "json": ConstraintType({}, lambda t, c: _is_json(t), lambda c: "reply in valid JSON"),
     "no_commas": ConstraintType({}, lambda t, c: "," not in t, lambda c: "use no commas"),
+    # the kinds below cover IFEval's common instructions (cosmo/benchmarks/ifeval.py maps them)
+    "min_sentences": ConstraintType(
+        {"n": "count"},
+        lambda t, c: count_sentences(t) >= c["n"],
+        lambda c: f"write at least {_plural(c['n'], 'sentence')}",
+    ),
+    "max_sentences": ConstraintType(
+        {"n": "count"},
+        lambda t, c: count_sentences(t) <= c["n"],
+        lambda c: f"write at most {_plural(c['n'], 'sentence')}",
+    ),
+    "keyword_count": ConstraintType(
+        {"keyword": "phrase", "relation": "relation", "n": "count"},
+        lambda t, c: _compare(len(_word_matches(t, c["keyword"])), c),
+        lambda c: f'use the word "{c["keyword"]}" {c["relation"]} {_plural(c["n"], "time")}',
+    ),
+    "letter_count": ConstraintType(
+        {"letter": "phrase", "relation": "relation", "n": "count"},
+        lambda t, c: _compare(t.lower().count(c["letter"].lower()), c),
+        lambda c: f'use the letter "{c["letter"]}" {c["relation"]} {_plural(c["n"], "time")}',
+    ),
+    "capital_words": ConstraintType(
+        {"relation": "relation", "n": "count"},
+        lambda t, c: _compare(sum(1 for w in _WORD.findall(t) if w.isupper()), c),
+        lambda c: f"write {c['relation']} {_plural(c['n'], 'word')} in capital letters",
+    ),
+    "min_placeholders": ConstraintType(
+        {"n": "count"},
+        lambda t, c: len(re.findall(r"\[[^\[\]\n]+\]", t)) >= c["n"],
+        lambda c: f"include at least {_plural(c['n'], 'placeholder')} in square brackets like [name]",
+    ),
+    "min_highlights": ConstraintType(
+        {"n": "count"},
+        lambda t, c: len([h for h in _HIGHLIGHT.findall(t) if h.strip("*").strip()]) >= c["n"],
+        lambda c: f"highlight at least {_plural(c['n'], 'section')} with markdown, like *this*",
+    ),
+    "min_sections": ConstraintType(
+        {"splitter": "phrase", "n": "count"},
+        lambda t, c: len(re.split(r"\s?" + re.escape(c["splitter"]) + r"\s?\d+\s?", t)) - 1 >= c["n"],
+        lambda c: f"write at least {_plural(c['n'], 'section')}, each starting with \"{c['splitter']} X\"",
+    ),
+    "num_paragraphs": ConstraintType(
+        {"n": "count"},
+        lambda t, c: _paragraphs(t) == c["n"],
+        lambda c: f"write exactly {_plural(c['n'], 'paragraph')} separated by the markdown divider ***",
+    ),
+    "postscript": ConstraintType(
+        {"marker": "phrase"},
+        lambda t, c: re.search(r"^\s*" + re.escape(c["marker"].lower()), t.lower(), re.MULTILINE) is not None,
+        lambda c: f'end with a postscript starting with "{c["marker"]}"',
+    ),
+    "title": ConstraintType(
+        {},
+        lambda t, c: any(m.strip() for m in re.findall(r"<<([^\n]+?)>>", t)),
+        lambda c: "give a title wrapped in double angular brackets, like <<title>>",
+    ),
+    "quotation": ConstraintType(
+        {},
+        lambda t, c: len(t.strip()) > 1 and t.strip()[0] == t.strip()[-1] == '"',
+        lambda c: "wrap the whole reply in double quotation marks",
+    ),
+    "two_responses": ConstraintType(
+        {},
+        lambda t, c: _two_responses(t),
+        lambda c: "give two different replies separated by six asterisks ******",
+    ),
 }
 
 _KIND_CHECKS: dict[str, tuple[Callable[[object], bool], str]] = {
     "count": (lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 0, "an integer >= 0"),
     "phrase": (lambda v: isinstance(v, str) and v.strip() != "", "a non-empty string"),
+    "relation": (lambda v: v in RELATIONS, f"one of {', '.join(repr(r) for r in RELATIONS)}"),
     "keywords": (
         lambda v: isinstance(v, list) and len(v) > 0 and all(isinstance(k, str) and k.strip() for k in v),
         "a non-empty list of non-empty strings",
