@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 
 # wall-clock figures: they differ between any two runs
-TIMING_KEYS = {"time", "train/step_s", "rollout/tokens_per_s", "sync/load_s", "seconds"}
+TIMING_KEYS = {"time", "step_s", "train/step_s", "rollout/tokens_per_s", "sync/load_s", "seconds"}
 TIMING_PREFIXES = ("time/",)
 
 
