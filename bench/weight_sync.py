@@ -25,6 +25,7 @@ from cosmo.weights import TRANSPORTS
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT = "object_store"
+LOGPROB_TOLERANCE = 1e-4
 
 
 def run(model: Path, data: Path, out: Path, transport: str, steps: int, overrides: list[str]) -> list[dict]:
@@ -42,6 +43,11 @@ def run(model: Path, data: Path, out: Path, transport: str, steps: int, override
     steps_ = [r for r in records if r["stage"] == "rl"]
     if not all(r["sync/digest_match"] == 1.0 for r in steps_):
         raise SystemExit(f"{transport}: an engine loaded other weights than the learner sent")
+    # the engines really sample with the synced weights: the learner recomputes their log-probs
+    # (tests/test_rl.py's bound; measured ~1e-7 in fp32)
+    gaps = [r["train/logprob_gap"] for r in steps_]
+    if not all(g < LOGPROB_TOLERANCE for g in gaps):
+        raise SystemExit(f"{transport}: engine and learner log-probs differ after a sync: {gaps}")
     return steps_[1:]
 
 
@@ -73,8 +79,8 @@ def main() -> None:
                         cell["load"].append(rec["sync/load_s"])
                         cell["step"].append(rec["time/step"])
     ray.shutdown()
-    print(f"{args.steps} RL steps per run (first excluded) x {args.repeats} run(s) per transport; "
-          "every sync's digest matched in every engine")
+    print(f"{args.steps} RL steps per run (first excluded) x {args.repeats} run(s) per transport; every "
+          f"sync's digest matched in every engine, engine vs learner log-prob gap < {LOGPROB_TOLERANCE:g}")
     print(f"{'preset':8s} {'transport':13s} {'sync s':>8s} {'load s':>8s} {'step s':>8s} {'sync share':>10s}")
     for preset, cells in table.items():
         for transport, cell in cells.items():
