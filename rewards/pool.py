@@ -128,7 +128,11 @@ class RewardPool:
         self._cls = ray.remote(worker).options(**options)
         self._args = (train_file, r, "cuda" if gpus > 0 else "cpu", cfg.seed)
         self.workers = [self._cls.remote(*self._args) for _ in range(r.num_workers)]
-        self._wait_ready(dict(enumerate(self.workers)))
+        try:
+            self._wait_ready(dict(enumerate(self.workers)))
+        except RewardError:
+            self.shutdown()  # the caller never gets the pool: end the workers that did start
+            raise
         self.events: list[dict] = []
 
     def _wait_ready(self, workers: dict[int, object]) -> None:
