@@ -1,4 +1,6 @@
 """Rollout actors: Ray actors that host a vLLM engine each and turn prompts into trajectories.
 
-Empty until the RL stage lands (issue #4); evaluation generates through `cosmo.models.generate`.
+`actors.rollout.RolloutWorker` owns one engine (sampling, in-place weight loads); `actors.group.RolloutGroup`
+splits each step's prompts over the actors and restarts one that dies or hangs. Evaluation opens its
+engine through `actors.rollout.open_engine`.
 """

@@ -21,11 +21,12 @@ import ray
 from actors.rollout import RolloutWorker
 from cosmo.config import CosmoConfig
 from cosmo.trajectory import Trajectory
+from cosmo.workers import FAILED, HUNG, OK, Settled, WorkerError, settle, wait_started
 
 log = logging.getLogger("cosmo")
 
 
-class RolloutError(RuntimeError):
+class RolloutError(WorkerError):
     """A rollout actor failed beyond recovery; the message says which and during what."""
 
 
@@ -41,8 +42,10 @@ class PendingRollout:
 
 
 class RolloutGroup:
-    def __init__(self, cfg: CosmoConfig, model_path: str, train_file: str, version: int = 0) -> None:
-        """Engines on `model_path`, whose weights are policy `version` (a resumed run's checkpoint step)."""
+    def __init__(self, cfg: CosmoConfig, model_path: str, train_file: str, version: int = 0,
+                 worker_cls: type = RolloutWorker) -> None:
+        """Engines on `model_path`, whose weights are policy `version` (a resumed run's checkpoint step).
+        `worker_cls`: the actor's class (a stand-in with the same methods in the weight-sync contract tests)."""
         r = cfg.rollout
         gpus = r.tensor_parallel_size if cfg.device == "cuda" else 0
         env = {
@@ -61,7 +64,7 @@ class RolloutGroup:
                 f"{ {k: free.get(k, 0.0) for k in need} } is free (the learner holds its share); lower "
                 "rollout.cpus_per_actor or learner.cpus_per_rank, or add nodes"
             )
-        remote_cls = ray.remote(RolloutWorker).options(
+        remote_cls = ray.remote(worker_cls).options(
             num_cpus=r.cpus_per_actor, num_gpus=gpus, max_restarts=r.max_restarts, max_task_retries=0,
             runtime_env={"env_vars": env},
         )
@@ -75,16 +78,9 @@ class RolloutGroup:
     def _started(self) -> list[dict]:
         """Each actor's info once its engine is up; one that fails or takes longer than
         rollout.restart_timeout_s to start stops the run, named."""
-        refs = [a.info.remote() for a in self.actors]
-        ready, _ = ray.wait(refs, num_returns=len(refs), timeout=self.restart_timeout_s)
-        late = [i for i, ref in enumerate(refs) if ref not in ready]
-        if late:
-            raise RolloutError(f"rollout actors {late} did not start their engines within "
-                               f"rollout.restart_timeout_s={self.restart_timeout_s:g} s")
-        try:
-            return ray.get(refs)
-        except ray.exceptions.RayError as exc:
-            raise RolloutError(f"rollout actors failed to start their engines: {str(exc).splitlines()[0]}") from exc
+        info = wait_started({i: a.info.remote() for i, a in enumerate(self.actors)}, self.restart_timeout_s,
+                            "rollout.restart_timeout_s", lambda i: f"rollout actor {i} (its vLLM engine)", RolloutError)
+        return [info[i] for i in range(len(self.actors))]
 
     def generate(self, indices: list[int], n: int) -> list[Trajectory]:
         """`n` responses for each row index, split over the actors in contiguous shares, in order."""
@@ -105,39 +101,36 @@ class RolloutGroup:
         if pending.version != self.version:
             raise RuntimeError(f"rollouts submitted at policy version {pending.version} must be collected before "
                                f"the weight update to version {self.version}")
-        deadline = pending.submitted + self.timeout_s
         results: dict[int, list[Trajectory]] = {}
-        for i, ref in pending.refs.items():
-            share = pending.shares[i]
+        for s in settle(pending.refs, pending.submitted + self.timeout_s):
+            share = pending.shares[s.key]
             what = f"generating {len(share)} rows"
-            answered, result = self._get_or_restart(i, ref, deadline, what, rows_retried=len(share))
-            results[i] = result if answered else self._call(
-                i, what + " again after its restart", self.actors[i].generate.remote(share, pending.n, self.version))
+            if s.status == OK:
+                results[s.key] = s.value
+                continue
+            self._recover(s, what, rows_retried=len(share))
+            results[s.key] = self._call(s.key, what + " again after its restart",
+                                        self.actors[s.key].generate.remote(share, pending.n, self.version))
         return [t for i in sorted(results) for t in results[i]]
 
-    def _get_or_restart(self, i: int, ref: ray.ObjectRef, deadline: float, what: str,
-                        rows_retried: int | None = None) -> tuple[bool, object]:
-        """(True, the result) when actor i answered by `deadline` (a perf_counter time); when it died
-        or hung instead, it is restarted with the current weights: (False, that load's report)."""
-        try:
-            return True, ray.get(ref, timeout=max(0.0, deadline - time.perf_counter()))
-        except ray.exceptions.GetTimeoutError:
-            why, hung = f"gave no answer within rollout.timeout_s={self.timeout_s:g} s (hung)", True
-        except ray.exceptions.RayActorError as exc:
-            why, hung = f"died ({str(exc).splitlines()[0]})", False
-        except ray.exceptions.RayTaskError as exc:
-            raise RolloutError(f"rollout actor {i} failed {what}: {exc.cause!r}") from exc
-        return False, self._restart(i, what, why, hung=hung, rows_retried=rows_retried)
+    def _recover(self, s: Settled[int], what: str, rows_retried: int | None = None) -> dict | None:
+        """Actor `s.key` died or hung while `what`: restart it with the current weights (returns that
+        load's report); one that raised ends the run."""
+        if s.status == FAILED:
+            raise RolloutError(f"rollout actor {s.key} failed {what}: {s.detail}") from s.error
+        hung = s.status == HUNG
+        why = f"gave no answer within rollout.timeout_s={self.timeout_s:g} s (hung)" if hung else f"died ({s.detail})"
+        return self._restart(s.key, what, why, hung=hung, rows_retried=rows_retried)
 
     def _call(self, i: int, what: str, ref: ray.ObjectRef):
         """One call on a freshly restarted actor: an error or a second hang ends the run."""
-        try:
-            return ray.get(ref, timeout=self.timeout_s)
-        except ray.exceptions.GetTimeoutError as exc:
+        s = next(settle({i: ref}, time.perf_counter() + self.timeout_s))
+        if s.status == HUNG:
             raise RolloutError(f"rollout actor {i} hung again {what}: no answer within rollout.timeout_s="
-                               f"{self.timeout_s:g} s") from exc
-        except ray.exceptions.RayError as exc:
-            raise RolloutError(f"rollout actor {i} failed {what}: {str(exc).splitlines()[0]}") from exc
+                               f"{self.timeout_s:g} s")
+        if s.status != OK:
+            raise RolloutError(f"rollout actor {i} failed {what}: {s.detail}") from s.error
+        return s.value
 
     def _restart(self, i: int, what: str, why: str, *, hung: bool, rows_retried: int | None) -> dict | None:
         """Actor i died or hung while `what`: have Ray restart it (killing a hung one first, which
@@ -198,10 +191,12 @@ class RolloutGroup:
         An actor that dies or hangs (no answer within rollout.timeout_s) is restarted and loaded."""
         self.weights_ref, self.version = weights_ref, version
         what = f"loading policy version {version}"
-        refs = [a.update_weights.remote(weights_ref, version) for a in self.actors]
-        deadline = time.perf_counter() + self.timeout_s
-        # an actor restarted on the way loads the weights then: its report stands in for the update's
-        return [self._get_or_restart(i, ref, deadline, what)[1] for i, ref in enumerate(refs)]
+        refs = {i: a.update_weights.remote(weights_ref, version) for i, a in enumerate(self.actors)}
+        reports = {}
+        for s in settle(refs, time.perf_counter() + self.timeout_s):
+            # an actor restarted on the way loads the weights then: its report stands in for the update's
+            reports[s.key] = s.value if s.status == OK else self._recover(s, what)
+        return [reports[i] for i in range(len(self.actors))]
 
     def shutdown(self) -> None:
         for actor in self.actors:

@@ -17,13 +17,13 @@ from cosmo.config import ConfigError, CosmoConfig, RolloutConfig
 from cosmo.data import Sample, load_images, load_jsonl
 from cosmo.models import blocked_token_ids, chat_prompt, load_preprocessing
 from cosmo.trajectory import Trajectory
-from learner.weights import digest, unpack
+from cosmo.weights import get_transport, receive
 
 
-def _reload_in_worker(worker, blob: bytes) -> None:
-    """Runs inside vLLM's worker: load packed weights through the model runner's reload path
-    (it re-runs the CPU backend's weight repacking, which a plain load_weights skips)."""
-    worker.reload_weights(weights_iterator=iter(unpack(blob).items()))
+def _reload_in_worker(worker, transport: str, payload) -> str:
+    """Runs inside vLLM's worker: load the payload through the model runner's reload path (it re-runs
+    the CPU backend's weight repacking, which a plain load_weights skips); returns what it loaded's digest."""
+    return receive(get_transport(transport), payload, lambda tensors: worker.reload_weights(weights_iterator=tensors))
 
 
 def request_seed(seed: int, version: int, sample_index: int) -> int:
@@ -130,14 +130,16 @@ class RolloutWorker:
                 ))
         return trajectories
 
-    def update_weights(self, blob: bytes, version: int) -> dict:
-        """Load new policy weights in place, clear caches that hold old activations, set the version."""
+    def update_weights(self, payload, version: int) -> dict:
+        """Load new policy weights in place (a payload of `rollout.weight_transport`), clear caches that
+        hold old activations, set the version; report the digest of what every worker loaded."""
         started = time.perf_counter()
-        self.llm.collective_rpc(_reload_in_worker, args=(blob,))
+        digests = self.llm.collective_rpc(_reload_in_worker, args=(self.cfg.rollout.weight_transport, payload))
         # prefix/encoder/multimodal caches hold results computed with the old weights
         self.llm.reset_prefix_cache()
         self.llm.reset_mm_cache()
         self.llm.llm_engine.reset_encoder_cache()
         self.version = version
-        return {"index": self.index, "version": version, "digest": digest(blob),
-                "load_s": time.perf_counter() - started}
+        # tensor-parallel workers each load the whole payload: one digest when they all agree
+        digest = digests[0] if len(set(digests)) == 1 else f"workers disagree: {sorted(set(digests))}"
+        return {"index": self.index, "version": version, "digest": digest, "load_s": time.perf_counter() - started}

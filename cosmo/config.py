@@ -151,6 +151,10 @@ class RolloutConfig:
     cpu_memory_utilization: float = opt(0.5, "CPU only, when cpu_kv_cache_gib is null: share of the node's memory "
                                         "one vLLM engine reserves (weights, activations, KV cache); it must be free "
                                         "at start (vLLM's own default, 0.92, fails beside any other work)")
+    weight_transport: str = opt("object_store", "how the learner's weights reach the engines after each update "
+                                "(docs/rl.md, Weight sync): object_store (safetensors bytes through Ray's object "
+                                "store) or zero_copy (raw numpy arrays that engines on the learner's node read "
+                                "from shared memory without a copy)")
 
 
 def _keys_help(section: type) -> str:
@@ -596,6 +600,10 @@ def validate(cfg: CosmoConfig) -> None:
     _check(r.max_restarts >= 0, "rollout.max_restarts", "an integer >= 0", r.max_restarts)
     _check(r.timeout_s > 0, "rollout.timeout_s", "a positive number of seconds", r.timeout_s)
     _check(r.restart_timeout_s > 0, "rollout.restart_timeout_s", "a positive number of seconds", r.restart_timeout_s)
+    from cosmo.weights import TRANSPORTS  # noqa: PLC0415 - torch; keeps `import cosmo.config` light
+
+    _check(r.weight_transport in TRANSPORTS, "rollout.weight_transport", f"one of {sorted(TRANSPORTS)}",
+           r.weight_transport)
     _validate_reward(cfg.reward)
     a = cfg.algorithm
     _check(a.name in ("cpgd", "grpo", "ppo"), "algorithm.name", "cpgd, grpo or ppo", a.name)

@@ -21,6 +21,7 @@ from cosmo.algorithms import importance_weights, policy_loss
 from cosmo.config import CosmoConfig
 from cosmo.data import Sample, load_images, load_jsonl
 from cosmo.models import encode_response_batch, encode_sft_batch, load_model
+from cosmo.weights import get_transport, pack_weights
 from learner.checkpoint import (
     DRIVER_STATE,
     TRAIN_STATE,
@@ -38,7 +39,7 @@ from learner.engine import (
     resolve_backend,
 )
 from learner.train_state import load_train_state, save_train_state
-from learner.weights import digest, export_state_dict, pack
+from learner.weights import export_state_dict
 
 
 def resolve_device(name: str) -> torch.device:
@@ -247,13 +248,13 @@ class LearnerRank:
             return loss
         return loss + 0.0 * sum(p.sum() for p in vision.parameters() if p.requires_grad)
 
-    def export_weights(self) -> tuple[bytes | None, str | None]:
-        """Collective: rank 0 returns the full policy as safetensors bytes and their digest."""
+    def export_weights(self) -> tuple[object, str | None]:
+        """Collective: rank 0 returns the full policy packed by `rollout.weight_transport`, and its
+        digest; the other ranks (None, None)."""
         tensors = export_state_dict(self.engine.module, self.cfg.learner.zero_stage, self.rank)
         if tensors is None:
             return None, None
-        blob = pack(tensors)
-        return blob, digest(blob)
+        return pack_weights(get_transport(self.cfg.rollout.weight_transport), tensors)
 
     def prepare_checkpoint(self, out_dir: str) -> str:
         """Rank 0, before a save: an empty staging directory for every rank to write into."""

@@ -98,10 +98,6 @@ def verify_checkpoint(path: Path) -> str | None:
     return None
 
 
-def read_meta(path: Path) -> dict:
-    return json.loads((path / COMPLETE_MARKER).read_text())
-
-
 def latest_checkpoint(checkpoints_dir: Path) -> Path | None:
     """The newest `step_<N>` checkpoint that verifies; broken newer ones are skipped with a warning."""
     candidates = sorted((p for p in checkpoints_dir.glob("step_*") if p.name[5:].isdigit()),

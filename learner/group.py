@@ -22,6 +22,7 @@ from ray.util.placement_group import placement_group, remove_placement_group
 from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
 
 from cosmo.config import CosmoConfig
+from cosmo.workers import HUNG, OK, WorkerError, settle
 from learner.actor import LearnerRank, resolve_device
 from learner.engine import OptimSpec
 
@@ -38,7 +39,7 @@ def _process_state(pid: int) -> str | None:
     return line.split("(", 1)[-1].rstrip(")\n") if "(" in line else None
 
 
-class LearnerError(RuntimeError):
+class LearnerError(WorkerError):
     """A learner rank failed; the message says which and during what."""
 
 
@@ -49,7 +50,9 @@ class NonFiniteError(LearnerError):
 class LearnerGroup:
     """Creates the ranks (one CPU, or one GPU, each) and runs collective calls on them."""
 
-    def __init__(self, cfg: CosmoConfig, *, placement_timeout_s: float = 120.0) -> None:
+    def __init__(self, cfg: CosmoConfig, *, placement_timeout_s: float = 120.0,
+                 rank_cls: type = LearnerRank) -> None:
+        """`rank_cls`: the rank's class (a stand-in with the same methods in the weight-sync contract tests)."""
         self.cfg = cfg
         n = cfg.learner.num_ranks
         use_gpu = resolve_device(cfg.device).type == "cuda"
@@ -66,7 +69,7 @@ class LearnerGroup:
         self.skipped_in_a_row = 0
         self.processes: list[dict] = []  # each rank's pid and host, once it answers
         self.store_file: Path | None = None  # the file rendezvous of ranks on one node
-        remote_cls = ray.remote(LearnerRank)
+        remote_cls = ray.remote(rank_cls)
         self.ranks = [
             remote_cls.options(
                 num_cpus=cpus,
@@ -92,24 +95,19 @@ class LearnerGroup:
         no answer within `learner.<timeout_key>` (a hung process, or its peers blocked in a collective
         with it) end the run, named with their process and its state."""
         ranks = list(ranks) if ranks is not None else list(range(len(refs)))
-        index = {ref: k for k, ref in enumerate(refs)}
         results: list = [None] * len(refs)
-        waiting = list(refs)
         timeout = getattr(self.cfg.learner, timeout_key)
-        deadline = time.monotonic() + timeout
-        while waiting:
-            done, waiting = ray.wait(waiting, num_returns=1, timeout=max(0.0, deadline - time.monotonic()))
-            if not done:
-                hung = [ranks[index[ref]] for ref in waiting]
-                raise LearnerError(f"learner ranks {hung} gave no answer within learner.{timeout_key}="
-                                   f"{timeout:g} s during {what}: {self._describe(hung)}")
-            k = index[done[0]]
-            try:
-                results[k] = ray.get(done[0])
-            except ray.exceptions.RayActorError as exc:
-                raise LearnerError(f"learner rank {ranks[k]} died during {what}: {exc}") from exc
-            except ray.exceptions.RayTaskError as exc:
-                raise LearnerError(f"learner rank {ranks[k]} failed during {what}: {exc.cause!r}") from exc
+        hung = []
+        for s in settle(dict(enumerate(refs)), time.perf_counter() + timeout):
+            if s.status == HUNG:
+                hung.append(ranks[s.key])
+            elif s.status != OK:
+                raise LearnerError(f"learner rank {ranks[s.key]} {s.status} during {what}: {s.detail}") from s.error
+            else:
+                results[s.key] = s.value
+        if hung:
+            raise LearnerError(f"learner ranks {hung} gave no answer within learner.{timeout_key}="
+                               f"{timeout:g} s during {what}: {self._describe(hung)}")
         return results
 
     def _describe(self, ranks: list[int]) -> str:

@@ -4,10 +4,10 @@ Each worker builds its objectives from `reward` config once (model objectives lo
 so `reward.startup_timeout_s` covers loading and `reward.timeout_s` covers scoring only). A trajectory
 whose scoring fails (an objective errs, e.g. an unparseable judge verdict) comes back with `error` set
 and is excluded from the update, never scored 0; the pool logs an event naming how many failed and
-the first error. A worker that raises marks its share as failed; a worker that dies, exceeds
-`reward.timeout_s`, or answers for other trajectories than it was sent (checked by sample index,
-policy version and response) is killed, replaced, and its share retried once on the new worker. Every failure is
-returned as an event for the run's log.
+the first error. A worker whose call raises or dies, exceeds `reward.timeout_s`, or answers for other
+trajectories than it was sent (checked by sample index, policy version and response) is killed, replaced,
+and its share retried once on the new worker (`cosmo.workers.settle` classifies the outcomes). Every
+failure is returned as an event for the run's log; a worker that cannot start is a `RewardError`.
 """
 
 from __future__ import annotations
@@ -20,8 +20,13 @@ import ray
 from cosmo.config import CosmoConfig, RewardConfig
 from cosmo.data import load_jsonl
 from cosmo.trajectory import Scored, Trajectory
+from cosmo.workers import HUNG, OK, Settled, WorkerError, settle, wait_started
 from rewards.combine import build_model_objectives, combine, model_objectives_for, objective_scores
 from rewards.objectives.base import Item, ObjectiveStats
+
+
+class RewardError(WorkerError):
+    """A reward worker could not start; the message names it and the setting to change."""
 
 
 class RewardWorker:
@@ -123,21 +128,16 @@ class RewardPool:
         self._cls = ray.remote(worker).options(**options)
         self._args = (train_file, r, "cuda" if gpus > 0 else "cpu", cfg.seed)
         self.workers = [self._cls.remote(*self._args) for _ in range(r.num_workers)]
-        self._wait_ready(self.workers, r.startup_timeout_s)
+        try:
+            self._wait_ready(dict(enumerate(self.workers)))
+        except RewardError:
+            self.shutdown()  # the caller never gets the pool: end the workers that did start
+            raise
         self.events: list[dict] = []
 
-    @staticmethod
-    def _wait_ready(workers: list, startup_timeout_s: float = 300.0) -> None:
-        refs = [w.ready.remote() for w in workers]
-        done, _ = ray.wait(refs, num_returns=len(refs), timeout=startup_timeout_s)
-        if len(done) < len(refs):
-            raise RuntimeError(f"reward workers did not start within {startup_timeout_s:.0f} s")
-        ray.get(done)
-
-    def _new_worker(self):
-        worker = self._cls.remote(*self._args)
-        self._wait_ready([worker], self.cfg.reward.startup_timeout_s)
-        return worker
+    def _wait_ready(self, workers: dict[int, object]) -> None:
+        wait_started({i: w.ready.remote() for i, w in workers.items()}, self.cfg.reward.startup_timeout_s,
+                     "reward.startup_timeout_s", lambda i: f"reward worker {i}", RewardError)
 
     def diagnostics(self) -> list[dict[str, dict]]:
         """Each worker's per-objective diagnostics (RewardWorker.diagnostics)."""
@@ -148,40 +148,38 @@ class RewardPool:
         n = len(self.workers)
         shares = [trajectories[i::n] for i in range(n)]
         results: list[list[Scored]] = [[] for _ in range(n)]
-        pending = {w.score.remote(share): i for i, (w, share) in enumerate(zip(self.workers, shares, strict=True))
-                   if share}
-        retried: set[int] = set()
-        deadline = time.monotonic() + self.timeout_s
-        while pending:
-            ready, _ = ray.wait(list(pending), num_returns=1, timeout=max(0.0, deadline - time.monotonic()))
-            if not ready:  # every pending share is past the timeout: replace those workers
-                for ref, i in list(pending.items()):
-                    del pending[ref]
-                    self._replace(i, "timed out", f"no answer within {self.timeout_s} s")
-                    self._retry_or_fail(i, shares, results, pending, retried, "timeout")
-                deadline = time.monotonic() + self.timeout_s
-                continue
-            ref = ready[0]
-            i = pending.pop(ref)
-            try:
-                answer = ray.get(ref)
-            except ray.exceptions.RayError as exc:
-                self._replace(i, "died", str(exc).splitlines()[0])
-                self._retry_or_fail(i, shares, results, pending, retried, "worker died")
-                continue
-            mismatch = share_mismatch(shares[i], answer)
-            if mismatch:  # never file a score under another trajectory
-                self._replace(i, "answered for other trajectories", mismatch)
-                self._retry_or_fail(i, shares, results, pending, retried, "wrong trajectories")
-                continue
-            results[i] = answer
-            self._note_failures(answer)
+        todo = [i for i in range(n) if shares[i]]
+        for attempt in (1, 2):  # the first try, then one retry of each failed share on its new worker
+            refs = {i: self.workers[i].score.remote(shares[i]) for i in todo}
+            todo = []
+            for s in settle(refs, time.perf_counter() + self.timeout_s):
+                failure = self._failure(s, shares[s.key])
+                if failure is None:
+                    results[s.key] = s.value
+                    self._note_failures(s.value)
+                    continue
+                what, detail, reason = failure
+                self._replace(s.key, what, detail)
+                if attempt == 1:
+                    todo.append(s.key)
+                else:
+                    results[s.key] = [Scored(t, "", error=f"reward scoring failed twice ({reason})")
+                                      for t in shares[s.key]]
         # share i holds trajectories i, i + n, i + 2n, ...: put the results back in input order
         ordered: list[Scored] = [None] * len(trajectories)  # type: ignore[list-item]
         for i, share in enumerate(results):
             for j, scored in enumerate(share):
                 ordered[i + j * n] = scored
         return ordered
+
+    def _failure(self, s: Settled[int], share: list[Trajectory]) -> tuple[str, str, str] | None:
+        """None for a good answer, else (what happened, detail, reason for a second failure)."""
+        if s.status == HUNG:
+            return "timed out", f"no answer within {self.timeout_s} s", "timeout"
+        if s.status != OK:  # the worker died, or its call raised
+            return "died", s.detail, "worker died"
+        mismatch = share_mismatch(share, s.value)  # never file a score under another trajectory
+        return ("answered for other trajectories", mismatch, "wrong trajectories") if mismatch else None
 
     def _note_failures(self, share: list[Scored]) -> None:
         failed = [s for s in share if s.error is not None]
@@ -191,15 +189,9 @@ class RewardPool:
 
     def _replace(self, i: int, what: str, detail: str) -> None:
         ray.kill(self.workers[i], no_restart=True)
-        self.workers[i] = self._new_worker()
+        self.workers[i] = self._cls.remote(*self._args)
+        self._wait_ready({i: self.workers[i]})
         self.events.append({"event": f"reward worker {i} {what}; replaced", "detail": detail, "time": time.time()})
-
-    def _retry_or_fail(self, i, shares, results, pending, retried, reason) -> None:
-        if i not in retried:
-            retried.add(i)
-            pending[self.workers[i].score.remote(shares[i])] = i
-        else:
-            results[i] = [Scored(t, "", error=f"reward scoring failed twice ({reason})") for t in shares[i]]
 
     def shutdown(self) -> None:
         for w in self.workers:

@@ -37,6 +37,8 @@ LAYERS: dict[str, str] = {
     "cosmo.suite": "top",
     "cosmo.refusal_judge": "top",
     "cosmo.benchmarks": "core",
+    "cosmo.weights": "core",
+    "cosmo.workers": "core",  # imports Ray: the one wait-or-replace helper the three rooms share
     "cosmo.submit": "top",
     "actors": "actors",
     "rewards": "rewards",

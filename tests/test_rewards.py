@@ -287,6 +287,29 @@ def test_reward_share_that_fails_twice_is_excluded_not_scored_zero(ray_cluster, 
         "reward worker 1 timed out; replaced"] * 2
 
 
+@pytest.mark.slow
+def test_a_reward_worker_that_does_not_start_in_time_is_a_one_line_error_naming_it_and_the_key(ray_cluster,
+                                                                                                  builtin_data):
+    from cosmo.config import load_config
+    from rewards.pool import RewardError, RewardPool, RewardWorker
+
+    class SlowStart(RewardWorker):
+        """A model objective that takes longer to load than reward.startup_timeout_s allows."""
+
+        def __init__(self, *args) -> None:
+            import time
+
+            time.sleep(60)
+            super().__init__(*args)
+
+    cfg = load_config(None, ["model.path=m", "data.dir=d", "reward.num_workers=1", "reward.startup_timeout_s=2"])
+    with pytest.raises(RewardError) as caught:
+        RewardPool(cfg, str(builtin_data["train"]), worker=SlowStart)
+    message = str(caught.value)
+    assert message.startswith("reward worker 0 did not start within reward.startup_timeout_s=2 s; ") and (
+        "\n" not in message), message
+
+
 def _prompted(task: str, prompt: str, answer: str | None = None) -> Sample:
     return Sample(id="r", task=task, prompt=prompt, images=(), answer=answer, should_refuse=task == "safety",
                   constraints=(), response=None, meta={})

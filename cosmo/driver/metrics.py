@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from cosmo.data import Sample
 from cosmo.driver.rl_batch import ScoredRollouts, TrainBatch
 from cosmo.driver.tracking import RunTracker
+from cosmo.weights import SyncReport
 
 
 @dataclass
@@ -33,14 +34,6 @@ class StepTimer:
         return self.marks[name]
 
 
-@dataclass
-class SyncReport:
-    """What the weight broadcast after an update did: every engine's digest checked against the learner's."""
-
-    digest_match: bool
-    load_s: float
-
-
 def rl_step_metrics(step: int, scored: ScoredRollouts, batch: TrainBatch, train: dict, sync: SyncReport,
                     timer: StepTimer, epoch: int) -> dict:
     """The step's metrics line: reward statistics, the learner's train/* figures, timings, policy lag, sync."""
@@ -50,8 +43,7 @@ def rl_step_metrics(step: int, scored: ScoredRollouts, batch: TrainBatch, train:
         "time/reward": scored.reward_s, "time/train": timer.marks.get("train", 0.0),
         "time/sync": timer.marks.get("sync", 0.0), "time/step": time.perf_counter() - timer.began,
         "policy/version": batch.version, "policy/version_lag": step - 1 - batch.version,
-        "sync/digest_match": float(sync.digest_match),  # every engine loaded exactly the bytes the learner sent
-        "sync/load_s": sync.load_s,
+        **sync.metrics(),  # sync/digest_match: every engine loaded exactly what the learner packed
         "epoch": epoch,
     })
     return stats

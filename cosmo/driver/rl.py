@@ -21,13 +21,13 @@ from dataclasses import asdict
 from actors.group import PendingRollout, RolloutGroup
 from cosmo.config import CosmoConfig
 from cosmo.driver.checkpoint_eval import evaluate_once
-from cosmo.driver.metrics import StepTimer, SyncReport, record_rl_step, rl_step_metrics
+from cosmo.driver.metrics import StepTimer, record_rl_step, rl_step_metrics
 from cosmo.driver.resume import ResumePoint
 from cosmo.driver.rl_batch import Rollouts, advantages, refill_flat_groups, score
 from cosmo.driver.stage import Stage, open_stage
 from cosmo.driver.tracking import Progress, RunTracker
 from cosmo.trajectory import Trajectory
-from learner.group import LearnerGroup
+from cosmo.weights import SyncReport, sync_weights
 from rewards.pool import RewardPool
 
 log = logging.getLogger("cosmo")
@@ -63,7 +63,8 @@ def run_rl(cfg: CosmoConfig, tracker: RunTracker, model_path: str, train_file: s
             timer.stop()
             ahead = _collect(rollout, pending) if pending else None  # done with the old weights, before the sync
             timer.start("sync")
-            synced = sync_weights(stage.learner, rollout, step, skipped=bool(train["skipped"]))        # weight sync
+            synced = (SyncReport(None) if train["skipped"]  # non-finite update: the engines keep their weights
+                      else sync_weights(stage.learner, rollout, version=step))                         # weight sync
             timer.stop()
             stats = rl_step_metrics(step, scored, batch, train, synced, timer, stage.sampler.epoch)  # record
             record_rl_step(tracker, step, rl.steps, stage.rows, batch, stats, _drain_events(rollout, rewards),
@@ -117,17 +118,6 @@ def _resumed_rollouts(resume: ResumePoint | None) -> Rollouts | None:
     if not saved:
         return None
     return Rollouts([Trajectory(**t) for t in saved["trajectories"]], saved["rollout_s"], saved["wait_s"])
-
-
-def sync_weights(learner: LearnerGroup, rollout: RolloutGroup, version: int, *, skipped: bool) -> SyncReport:
-    """Broadcast the updated policy into every engine as `version`; a skipped (non-finite) update sends
-    nothing. Every engine's digest is checked against the learner's."""
-    if skipped:
-        return SyncReport(digest_match=True, load_s=0.0)
-    weights_ref, learner_digest = learner.export_weights()
-    synced = rollout.update_weights(weights_ref, version=version)
-    return SyncReport(digest_match=all(s["digest"] == learner_digest for s in synced),
-                      load_s=max((s["load_s"] for s in synced), default=0.0))
 
 
 def _drain_events(*workers: RolloutGroup | RewardPool) -> list[dict]:

@@ -43,7 +43,6 @@ OBJECTIVES: dict[str, ObjectiveInfo] = {
                       "remote OpenAI-compatible chat-completions judge, same rubric and mapping as judge"),
     )
 }
-RULE_OBJECTIVES: tuple[str, ...] = tuple(n for n, o in OBJECTIVES.items() if o.kind == "rule")
 MODEL_OBJECTIVES: tuple[str, ...] = tuple(n for n, o in OBJECTIVES.items() if o.kind == "model")
 
 # Objectives that exist only on one side of `should_refuse`: weighted on a row of the other side they are

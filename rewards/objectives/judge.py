@@ -85,11 +85,6 @@ def to_unit(raw: float, min_score: float, max_score: float) -> float:
     return (raw - min_score) / (max_score - min_score)
 
 
-def judge_value(text: str, min_score: float = 1, max_score: float = 10) -> float:
-    """The verdict's score mapped onto [0, 1]."""
-    return to_unit(parse_judge_score(text, min_score, max_score), min_score, max_score)
-
-
 def load_rubric(rubric: str) -> str:
     """`default` or the text of a rubric file; fails at load when the template uses unknown fields."""
     text = DEFAULT_RUBRIC if rubric == "default" else Path(rubric).read_text()
