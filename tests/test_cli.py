@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -51,3 +53,19 @@ def test_bad_data_row_is_one_line_error_naming_file_and_line(tmp_path, capsys):
     assert code == 1
     err = capsys.readouterr().err
     assert "bad.jsonl" in err and ":2" in err and "task" in err and "Traceback" not in err
+
+
+def test_quick_commands_import_no_heavy_library():
+    # `cosmo --help` and `cosmo config` must not pay for torch/ray/vllm (~5 s): build the whole parser and
+    # validate the default recipe in a fresh interpreter, then list which heavy modules got imported.
+    code = (
+        "import sys\n"
+        "from cosmo.cli import build_parser\n"
+        "from cosmo.config import load_config\n"
+        "build_parser()\n"
+        "load_config('configs/tiny-cpu.yaml', [])\n"
+        "heavy = ('torch', 'ray', 'vllm', 'transformers', 'deepspeed', 'wandb', 'matplotlib', 'math_verify')\n"
+        "print(sorted(m for m in heavy if m in sys.modules))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"

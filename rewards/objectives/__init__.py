@@ -4,20 +4,19 @@ The model objectives live in their own modules, imported only by the workers tha
 `reward_model` (HF sequence classifier), `judge` (vLLM judge and the verdict parser), `http_judge`.
 """
 
-from rewards.objectives.accuracy import answers_match
-from rewards.objectives.constraints import CONSTRAINT_TYPES, check_constraints, validate_constraint
-from rewards.objectives.refusal import REFUSAL_TEXT, is_refusal
-from rewards.objectives.template import RESPONSE_TEMPLATE, ParsedResponse, format_response, parse_response
+from cosmo.lazy import lazy_exports
 
-__all__ = [
-    "CONSTRAINT_TYPES",
-    "REFUSAL_TEXT",
-    "RESPONSE_TEMPLATE",
-    "ParsedResponse",
-    "answers_match",
-    "check_constraints",
-    "format_response",
-    "is_refusal",
-    "parse_response",
-    "validate_constraint",
-]
+_EXPORTS = {
+    "CONSTRAINT_TYPES": "constraints",
+    "REFUSAL_TEXT": "refusal",
+    "RESPONSE_TEMPLATE": "template",
+    "ParsedResponse": "template",
+    "answers_match": "accuracy",  # math_verify (sympy, ~0.4 s): imported only where answers are compared
+    "check_constraints": "constraints",
+    "format_response": "template",
+    "is_refusal": "refusal",
+    "parse_response": "template",
+    "validate_constraint": "constraints",
+}
+__all__ = sorted(_EXPORTS)
+__getattr__ = lazy_exports(__name__, _EXPORTS)
