@@ -8,6 +8,7 @@ import logging
 import sys
 from pathlib import Path
 
+from cosmo import logs
 from cosmo.config import ConfigError, load_config, to_yaml
 
 log = logging.getLogger("cosmo")
@@ -138,7 +139,11 @@ def build_parser() -> argparse.ArgumentParser:
         prog="cosmo",
         description="COSMO: post-train multimodal reasoning models so that safety and capability grow together.",
     )
-    parser.add_argument("-q", "--quiet", action="store_true", help="only warnings and errors")
+    level = parser.add_mutually_exclusive_group()
+    level.add_argument("-q", "--quiet", dest="log_level", action="store_const", const="quiet",
+                       help="only warnings and errors (logging.level=quiet)")
+    level.add_argument("-v", "--verbose", dest="log_level", action="store_const", const="verbose",
+                       help="every library message, unfiltered (logging.level=verbose; docs/install.md)")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def with_config(p: argparse.ArgumentParser) -> None:
@@ -269,32 +274,37 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _user_errors() -> tuple[type[Exception], ...]:
-    """Errors caused by input a user can fix: reported as one line, without a traceback."""
-    from actors.group import RolloutError  # noqa: PLC0415
-    from cosmo.data import DataError  # noqa: PLC0415
-    from cosmo.report import ReportError  # noqa: PLC0415
-    from cosmo.submit import SubmitError  # noqa: PLC0415
-    from learner.group import LearnerError  # noqa: PLC0415
+# Errors caused by input a user can fix: reported as one line, without a traceback. Named, not imported:
+# importing their modules would load torch and Ray just to report a bad report directory.
+USER_ERRORS = frozenset({"actors.group.RolloutError", "cosmo.data.schema.DataError", "cosmo.report.ReportError",
+                         "cosmo.submit.SubmitError", "learner.group.LearnerError", "builtins.FileNotFoundError",
+                         "builtins.NotADirectoryError"})
 
-    return (DataError, LearnerError, ReportError, RolloutError, SubmitError, FileNotFoundError,
-            NotADirectoryError)
+
+def _is_user_error(exc: BaseException) -> bool:
+    return any(f"{c.__module__}.{c.__qualname__}" in USER_ERRORS for c in type(exc).__mro__)
+
+
+def _log_level(args: argparse.Namespace) -> str:
+    """--quiet/--verbose, else the recipe's logging.level for commands that read one, else info."""
+    if args.log_level:
+        return args.log_level
+    if getattr(args, "config", None):
+        return load_config(args.config, args.overrides).logging.level
+    return "info"
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(
-        level=logging.WARNING if args.quiet else logging.INFO,
-        format="%(asctime)s %(levelname)s %(message)s",
-        datefmt="%H:%M:%S",
-    )
+    logging.basicConfig(format="%(asctime)s %(levelname)s %(message)s", datefmt="%H:%M:%S")
     try:
+        logs.setup(_log_level(args))  # before any command imports torch, vLLM or Ray
         return args.fn(args)
     except ConfigError as exc:
         print(f"cosmo: config error: {exc}", file=sys.stderr)
         return 2
     except Exception as exc:
-        if not isinstance(exc, _user_errors()):
+        if not _is_user_error(exc):
             raise
         print(f"cosmo: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 1

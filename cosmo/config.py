@@ -374,6 +374,9 @@ class LoggingConfig:
     samples_every: int = opt(10, "RL: every N steps (and the last) log sample trajectories to samples.jsonl and "
                              "a wandb table with their images (0: never)")
     samples_per_log: int = opt(8, "RL: trajectories per sample log, one per prompt group, first groups first")
+    level: str = opt("info", "console output: info (COSMO's lines and warnings; library notices without an action "
+                     "for the user filtered, docs/install.md), quiet (warnings and errors) or verbose (everything, "
+                     "unfiltered); --quiet/--verbose override it")
 
 
 @dataclass
@@ -618,6 +621,8 @@ def validate(cfg: CosmoConfig) -> None:
     _check(cfg.logging.wandb_mode in ("offline", "online", "disabled"), "logging.wandb_mode",
            "offline, online or disabled", cfg.logging.wandb_mode)
     _check(cfg.logging.log_every >= 1, "logging.log_every", "an integer >= 1", cfg.logging.log_every)
+    _check(cfg.logging.level in ("quiet", "info", "verbose"), "logging.level", "quiet, info or verbose",
+           cfg.logging.level)
     name = cfg.logging.run_name
     _check(bool(name) and "/" not in name and name not in (".", ".."), "logging.run_name",
            "a non-empty name without '/'", name)
