@@ -14,6 +14,11 @@ from typing import Any
 PHASES = ("rollout", "reward", "train", "sync")  # time/<phase> of one RL step, in loop order
 NOT_OBJECTIVES = {"mean", "failed", "flat_group_frac"}  # reward/* keys that are not objective scores
 DPI = 100
+MARKERS = "osD^vPX*"  # one shape per series: coinciding series stay distinguishable
+LINESTYLES = ("-", "--", "-.", ":")  # long runs: no markers, so coinciding curves differ by dash pattern
+FEW_STEPS = 30  # up to this many points a curve draws each one as a marker
+ANNOTATED_EVALS = 12  # up to this many eval points each rate carries its k/n beside it
+COUNT_OFFSETS = ((6, 4), (-6, -11), (6, -11), (-6, 4))  # points: series i's count goes to a different corner
 
 
 def number(value: Any) -> float | None:
@@ -95,22 +100,43 @@ def _legend_outside(ax) -> None:
     ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize="small", frameon=False)
 
 
+def integer_steps(ax) -> None:
+    """Steps are counts: ticks at whole numbers only. A run of a few steps gets one tick per step and half a
+    step of margin (matplotlib would put 0.96, 0.98, ... around a single step)."""
+    from matplotlib.ticker import MaxNLocator  # noqa: PLC0415
+
+    first, last = ax.dataLim.intervalx
+    if math.isfinite(first) and last - first < 10:
+        ax.set_xlim(first - 0.5, last + 0.5)
+        ax.set_xticks(range(math.ceil(first), math.floor(last) + 1))
+    else:
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+
+
 def _curves(ax, records: list[dict[str, Any]], keys: list[str], strip: str) -> None:
-    """Raw points faint, smoothed curve solid, one colour per key; reward/mean drawn in black."""
+    """Raw points faint, smoothed curve solid, one colour and marker shape per key; reward/mean drawn in black.
+
+    Up to FEW_STEPS steps every point is a marker on the solid line (one step is a dot, not an invisible
+    line of length 0) and the faint raw line is left out (with no smoothing it is the same line)."""
     import numpy as np  # noqa: PLC0415
 
     window = _window(len(records))
+    few = len(records) <= FEW_STEPS
     for i, key in enumerate(keys):
         steps, values = _series(records, key)
         present = ~np.isnan(values)  # a task missing from a step's batch must not break its line
         steps, values = steps[present], values[present]
         color = "black" if key == "reward/mean" else f"C{i % 10}"
         width = 2.2 if key == "reward/mean" else 1.4
-        ax.plot(steps, values, color=color, alpha=0.25, linewidth=0.8, marker="." if len(steps) <= 100 else None,
-                markersize=3)
+        if window > 1:
+            ax.plot(steps, values, color=color, alpha=0.25, linewidth=0.8, marker="." if len(steps) <= 100 else None,
+                    markersize=3)
         ax.plot(steps, _smooth(values, window), color=color, linewidth=width, label=key.removeprefix(strip),
-                zorder=3 if key == "reward/mean" else 2)
+                zorder=3 if key == "reward/mean" else 2, marker=MARKERS[i % len(MARKERS)] if few else None,
+                linestyle="-" if few or key == "reward/mean" else LINESTYLES[i % len(LINESTYLES)],
+                markersize=max(3.0, 8.0 - 1.2 * i), markerfacecolor="none" if i % 2 else color)
     ax.set_xlabel("RL step")
+    integer_steps(ax)
     ax.grid(alpha=0.3)
     _legend_outside(ax)
 
@@ -145,15 +171,25 @@ def plot_evals(evals: dict[str, dict[str, Any]], metrics: tuple[str, ...], title
     fig, axes = _figure(max(7.0, 1.0 + 0.8 * len(labels)), 4.2)
     ax = axes[0][0]
     x = np.arange(len(labels))
+    spread = 0.06 * min(len(labels), 4)  # sideways offsets: series at the same rate stay side by side
     for i, (metric, values) in enumerate(rows.items()):
         y = np.array([np.nan if v is None else v for v in values], dtype=float)
-        # shrinking markers of different shapes keep points visible where two metrics coincide
-        ax.plot(x, y, marker="os^"[i % 3], markersize=10 - 2.5 * i, linewidth=1.8, color=f"C{i}", label=metric)
+        xs = x + spread * (i - (len(rows) - 1) / 2) / max(1, len(rows) - 1)
+        ax.plot(xs, y, marker=MARKERS[i % len(MARKERS)], markersize=8, linewidth=1.8, color=f"C{i}", label=metric,
+                markerfacecolor="none" if i % 2 else f"C{i}")
+        if len(labels) <= ANNOTATED_EVALS:  # 1/1 and 50/50 both read 1.0: the count says which
+            for xi, yi, label in zip(xs, y, labels, strict=True):
+                count = evals[label]["counts"].get(metric)
+                if not math.isnan(yi) and isinstance(count, dict) and {"hits", "rows"} <= count.keys():
+                    dx, dy = COUNT_OFFSETS[i % len(COUNT_OFFSETS)]
+                    ax.annotate(f"{count['hits']}/{count['rows']}", (xi, yi), xytext=(dx, dy), fontsize=7,
+                                textcoords="offset points", color=f"C{i}", ha="left" if dx > 0 else "right")
     many = len(labels) > 6
-    ticks = [label if many or not evals[label]["step"] else f"{label}\nafter {evals[label]['step']} steps"
+    steps = {label: evals[label]["step"] for label in labels}
+    ticks = [label if many or not steps[label] else f"{label}\nafter {steps[label]} step{'s' * (steps[label] != 1)}"
              for label in labels]
     ax.set_xticks(x, ticks, rotation=30 if many else 0, ha="right" if many else "center")
-    ax.set_xlim(-0.4, len(labels) - 0.6)
+    ax.set_xlim(-0.5, len(labels) - 0.3)
     ax.set_ylim(-0.04, 1.04)
     ax.set_xlabel("eval point (in order of evaluation)")
     ax.set_ylabel("rate on eval rows")
@@ -187,6 +223,7 @@ def plot_timings(rl: list[dict[str, Any]], path: Path) -> bool:
         ax.plot(*_series(rl, "time/step"), color="black", linewidth=1.2, marker="." if len(steps) <= 80 else None,
                 label="wall clock (time/step)")
     ax.set_xlabel("RL step")
+    integer_steps(ax)
     ax.set_ylabel("seconds")
     ax.set_title("Time per RL step by stage (share of the summed stages in the legend)")
     ax.grid(alpha=0.3, axis="y")
@@ -208,7 +245,8 @@ def plot_sft_loss(sft: list[dict[str, Any]], path: Path) -> bool:
     ax = axes[0][0]
     steps, loss = _series(sft, "loss")
     window = _window(len(sft))
-    ax.plot(steps, loss, color="C0", alpha=0.3, linewidth=0.8, label="per step")
+    ax.plot(steps, loss, color="C0", alpha=0.3, linewidth=0.8, label="per step",
+            marker="o" if len(sft) <= FEW_STEPS else None, markersize=4)
     ax.plot(steps, _smooth(loss, window), color="C0", linewidth=2.0, label=f"moving average ({window} steps)")
     finite = loss[~np.isnan(loss)]
     if finite.size and finite.min() > 0 and finite.max() / finite.min() > 10:
@@ -228,5 +266,6 @@ def plot_sft_loss(sft: list[dict[str, Any]], path: Path) -> bool:
         lr_ax.ticklabel_format(axis="y", style="sci", scilimits=(0, 0))
         lr_ax.grid(alpha=0.3)
     axes[-1][0].set_xlabel("SFT step")
+    integer_steps(axes[-1][0])
     fig.savefig(path)
     return True
