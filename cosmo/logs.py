@@ -43,12 +43,18 @@ LIBRARY_MODULES = r"(torch|vllm|transformers|deepspeed|ray|accelerate|huggingfac
 
 
 class _DropNoise(logging.Filter):
+    """Drops a logger's records whose message template starts with one of the prefixes."""
+
     def __init__(self, prefixes: tuple[str, ...]) -> None:
         super().__init__()
         self.prefixes = prefixes
 
     def filter(self, record: logging.LogRecord) -> bool:
         return not str(record.msg).startswith(self.prefixes)
+
+
+_filters: dict[str, _DropNoise] = {name: _DropNoise(prefixes) for name, prefixes in NOISE.items()}
+_exported: dict[str, str] = {}  # what `setup` put in os.environ (not what the user had set)
 
 
 def quiet_env(level: str) -> dict[str, str]:
@@ -90,10 +96,6 @@ def ray_runtime_env() -> dict:
     had set are left out: Ray refuses a driver that sets a variable its job submission sets too), and the
     hook that filters in every worker."""
     return {"env_vars": dict(_exported), "worker_process_setup_hook": f"{__name__}.quiet_worker"}
-
-
-_exported: dict[str, str] = {}
-_filters: dict[str, _DropNoise] = {name: _DropNoise(prefixes) for name, prefixes in NOISE.items()}
 
 
 def _filter_libraries(level: str) -> None:
