@@ -21,6 +21,7 @@ import ray
 from actors.rollout import RolloutWorker
 from cosmo.config import CosmoConfig
 from cosmo.trajectory import Trajectory
+from cosmo.vllm_env import vllm_env
 from cosmo.workers import FAILED, HUNG, OK, Settled, WorkerError, settle, wait_started
 
 log = logging.getLogger("cosmo")
@@ -48,13 +49,7 @@ class RolloutGroup:
         `worker_cls`: the actor's class (a stand-in with the same methods in the weight-sync contract tests)."""
         r = cfg.rollout
         gpus = r.tensor_parallel_size if cfg.device == "cuda" else 0
-        env = {
-            "VLLM_ENABLE_V1_MULTIPROCESSING": "0",  # engine in the actor's process: 2.5 s start instead of 20-30 s
-            "VLLM_ALLOW_INSECURE_SERIALIZATION": "1",  # collective_rpc carries the weight-reload function
-            # INFO lines per request and WARNINGs per weight reload (modules without weights, LD_PRELOAD hints)
-            # would bury the run's progress lines; errors still show
-            "VLLM_LOGGING_LEVEL": "ERROR",
-        }
+        env = vllm_env(weight_reload=True)
         need = {"CPU": r.cpus_per_actor * r.num_actors, "GPU": gpus * r.num_actors}
         free = ray.available_resources()
         short = {k: v for k, v in need.items() if v > free.get(k, 0.0) + 1e-9}

@@ -15,6 +15,7 @@ import zlib
 
 from cosmo.config import ConfigError, CosmoConfig, RolloutConfig
 from cosmo.data import Sample, load_images, load_jsonl
+from cosmo.logs import current_level
 from cosmo.models import blocked_token_ids, chat_prompt, load_preprocessing
 from cosmo.trajectory import Trajectory
 from cosmo.weights import get_transport, receive
@@ -54,6 +55,7 @@ def open_engine(model_path: str, r: RolloutConfig, *, on_gpu: bool, seed: int, m
             max_model_len=r.max_model_len,
             seed=seed,
             limit_mm_per_prompt={"image": max(1, max_images), "video": 0},
+            use_tqdm_on_load=current_level() == "verbose",  # vLLM's weight-loading bar (cosmo.logs)
             **memory,
         )
     except ValueError as exc:

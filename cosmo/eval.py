@@ -27,6 +27,7 @@ from cosmo.models import blocked_token_ids, generate, load_model, load_preproces
 from cosmo.refusal_judge import judge_refusals, judged_report
 from cosmo.rules.constraints import check_constraints
 from cosmo.rules.refusal import is_refusal
+from cosmo.vllm_env import use_vllm_env_here
 from rewards.combine import objective_scores
 
 # metric name -> (tasks it covers, per-row verdict counted as a hit)
@@ -144,9 +145,7 @@ def generate_vllm(model_path: str, samples: Sequence[Sample], *, max_new_tokens:
                   on_gpu: bool, rollout: RolloutConfig, seed: int = 0) -> list[str]:
     """Responses from a vLLM engine built as the rollout actors build theirs (same dtype, prompt
     format and blocked vision tokens), so evaluation sees what training sampled from."""
-    import os  # noqa: PLC0415
-
-    os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")  # the engine in this process
+    use_vllm_env_here()
     from vllm import SamplingParams  # noqa: PLC0415
 
     from actors.rollout import open_engine, vllm_request  # noqa: PLC0415

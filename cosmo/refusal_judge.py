@@ -13,13 +13,13 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import os
 from collections.abc import Sequence
 from pathlib import Path
 
 from cosmo.config import ConfigError, RolloutConfig, load_config
 from cosmo.data import Sample
 from cosmo.rules.refusal import is_refusal
+from cosmo.vllm_env import use_vllm_env_here
 from rewards.objectives.base import Item
 
 THRESHOLD = 0.5
@@ -70,7 +70,7 @@ def build_judge(name: str, section, rubric_path: Path, *, on_gpu: bool, rollout:
         from rewards.objectives.http_judge import HttpJudge  # noqa: PLC0415 - httpx only when judging
 
         return HttpJudge(section)
-    os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")  # engine in this process: seconds to start
+    use_vllm_env_here()
     from actors.rollout import open_engine  # noqa: PLC0415 - vllm only when a vLLM judge runs
     from rewards.objectives.judge import VLLMJudge  # noqa: PLC0415
 

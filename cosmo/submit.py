@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from cosmo.config import ConfigError, CosmoConfig, load_config
+from cosmo.submit_paths import PathUse, job_paths
 
 DEFAULT_ADDRESS = "http://127.0.0.1:8265"
 """The job API of a local head (`ray start --head --include-dashboard=true`)."""
@@ -153,6 +154,7 @@ class JobSpec:
     metadata: dict[str, str]
     upload_count: int
     upload_bytes: int
+    paths: list[PathUse] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 
     @property
@@ -175,15 +177,12 @@ def prepare(config: str | Path, overrides: list[str], env_names: list[str], job_
     if rel not in files:
         raise ConfigError(f"{config} would not be uploaded: it is excluded by .gitignore/.rayignore or by "
                           f"cosmo submit's excludes ({', '.join(UPLOAD_EXCLUDES)}); move it, e.g. to configs/")
+    paths = job_paths(cfg, root, set(files))
     entrypoint = ["python", "-m", "cosmo", "train", rel.as_posix(), *overrides]
     notes = []
     if cfg.cluster.address is None:
         # Join the cluster the job runs on: RAY_ADDRESS is set for the job's driver.
         entrypoint.append("cluster.address=auto")
-    if not Path(cfg.logging.runs_dir).is_absolute():
-        notes.append(f"logging.runs_dir={cfg.logging.runs_dir} is relative: the run directory ends up in the job's "
-                     "copy of the project on the cluster's head; pass an absolute path on shared storage, e.g. "
-                     "logging.runs_dir=/checkpoints/runs")
     if cfg.logging.wandb_mode == "online":
         notes.append("logging.wandb_mode=online: WANDB_API_KEY must be in the cluster's environment "
                      "(Kubernetes Secret), it is not sent from here")
@@ -200,7 +199,7 @@ def prepare(config: str | Path, overrides: list[str], env_names: list[str], job_
     return JobSpec(job_id=job_id, entrypoint=entrypoint,
                    runtime_env={"working_dir": str(root), "excludes": list(UPLOAD_EXCLUDES), "env_vars": env_vars},
                    metadata={"cosmo_config": rel.as_posix(), "cosmo_run_name": cfg.logging.run_name},
-                   upload_count=len(files), upload_bytes=sizes, notes=notes)
+                   upload_count=len(files), upload_bytes=sizes, paths=paths, notes=notes)
 
 
 def _default_job_id(cfg: CosmoConfig) -> str:
@@ -265,6 +264,9 @@ def submit(config: str | Path, overrides: list[str], *, address: str | None = No
     out, err = out or sys.stdout, err or sys.stderr
     spec = prepare(config, list(overrides), list(env_names), job_id)
     target = resolve_address(address)
+    print("[submit] paths of the job (a relative one resolves in its copy of the project on the cluster):", file=err)
+    for use in spec.paths:
+        print(f"[submit]   {use.line()}", file=err)
     for note in spec.notes:
         print(f"[submit] note: {note}", file=err)
     client = connect(target, explicit=bool(address))

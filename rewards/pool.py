@@ -20,6 +20,7 @@ import ray
 from cosmo.config import CosmoConfig, RewardConfig
 from cosmo.data import load_jsonl
 from cosmo.trajectory import Scored, Trajectory
+from cosmo.vllm_env import vllm_env
 from cosmo.workers import HUNG, OK, Settled, WorkerError, settle, wait_started
 from rewards.combine import build_model_objectives, combine, model_objectives_for, objective_scores
 from rewards.objectives.base import Item, ObjectiveStats
@@ -121,10 +122,7 @@ class RewardPool:
         # the worker reserves one (reward.gpus_per_worker), else on CPU
         options: dict = {"num_cpus": 0, "num_gpus": gpus}
         if r.judge is not None:
-            options["runtime_env"] = {"env_vars": {
-                "VLLM_ENABLE_V1_MULTIPROCESSING": "0",  # judge engine in the worker's process
-                "VLLM_LOGGING_LEVEL": "WARNING",
-            }}
+            options["runtime_env"] = {"env_vars": vllm_env()}  # the judge's engine
         self._cls = ray.remote(worker).options(**options)
         self._args = (train_file, r, "cuda" if gpus > 0 else "cpu", cfg.seed)
         self.workers = [self._cls.remote(*self._args) for _ in range(r.num_workers)]

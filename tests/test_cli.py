@@ -2,13 +2,25 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
-from cosmo.cli import main
+from cosmo.cli import USER_ERRORS, main
 
 ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(autouse=True)
+def _keep_environment():
+    """`main` exports the console level to the processes it would start (cosmo.logs): undo it per test."""
+    saved = dict(os.environ)
+    yield
+    os.environ.clear()
+    os.environ.update(saved)
 
 
 @pytest.mark.parametrize(
@@ -51,3 +63,52 @@ def test_bad_data_row_is_one_line_error_naming_file_and_line(tmp_path, capsys):
     assert code == 1
     err = capsys.readouterr().err
     assert "bad.jsonl" in err and ":2" in err and "task" in err and "Traceback" not in err
+
+
+def test_quick_commands_import_no_heavy_library():
+    # `cosmo --help` and `cosmo config` must not pay for torch/ray/vllm (~5 s): build the whole parser and
+    # validate the default recipe in a fresh interpreter, then list which heavy modules got imported.
+    code = (
+        "import sys\n"
+        "from cosmo.cli import build_parser\n"
+        "from cosmo.config import load_config\n"
+        "build_parser()\n"
+        "load_config('configs/tiny-cpu.yaml', [])\n"
+        "heavy = ('torch', 'ray', 'vllm', 'transformers', 'deepspeed', 'wandb', 'matplotlib', 'math_verify')\n"
+        "print(sorted(m for m in heavy if m in sys.modules))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+def test_log_level_comes_from_the_flag_else_the_recipe(capsys):
+    recipe = str(ROOT / "configs" / "tiny-cpu.yaml")
+    assert main(["config", recipe, "logging.level=quiet"]) == 0
+    assert os.environ["COSMO_LOG_LEVEL"] == "quiet"
+    assert main(["--verbose", "config", recipe, "logging.level=quiet"]) == 0
+    assert os.environ["COSMO_LOG_LEVEL"] == "verbose"
+    assert main(["config", recipe, "logging.level=loud"]) == 2
+    assert "logging.level" in capsys.readouterr().err
+
+
+def test_quiet_and_verbose_exclude_each_other(capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(["--quiet", "--verbose", "config", "x.yaml"])
+    assert exit_.value.code == 2
+    assert "not allowed with" in capsys.readouterr().err
+
+
+def test_user_errors_are_named_after_real_exception_classes():
+    # the CLI names them instead of importing them (importing would load torch and Ray on every error)
+    import importlib
+
+    for name in USER_ERRORS:
+        module, _, cls = name.rpartition(".")
+        assert issubclass(getattr(importlib.import_module(module), cls), Exception), name
+
+
+def test_a_subclass_of_a_user_error_is_one_line_too(tmp_path, capsys):
+    code = main(["report", str(tmp_path / "no-such-run")])
+    assert code == 1
+    err = capsys.readouterr().err
+    assert err.startswith("cosmo: ") and "Traceback" not in err and len(err.splitlines()) == 1

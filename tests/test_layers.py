@@ -38,6 +38,11 @@ LAYERS: dict[str, str] = {
     "cosmo.refusal_judge": "top",
     "cosmo.benchmarks": "core",
     "cosmo.weights": "core",
+    "cosmo.logs": "core",
+    "cosmo.vllm_env": "core",
+    "cosmo.lazy": "core",
+    "cosmo.submit_paths": "top",
+    "cosmo.report_plots": "top",
     "cosmo.workers": "core",  # imports Ray: the one wait-or-replace helper the three rooms share
     "cosmo.submit": "top",
     "actors": "actors",

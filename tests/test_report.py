@@ -265,3 +265,29 @@ def test_eval_table_stars_a_change_beyond_noise_from_per_row_hits(tmp_path):
     # Wilson intervals as in tests/test_eval.py: 14/20 -> [0.48, 0.85], 5/20 -> [0.11, 0.47]
     assert "| over_refusal_rate | 0.70 (14/20) [0.48, 0.85] | 0.25 (5/20) [0.11, 0.47] -0.45* |" in text
     assert "exact McNemar" in text and "untested" not in text
+
+
+@pytest.mark.parametrize("steps", [1, 5, 2000])
+def test_step_axes_have_whole_number_ticks(steps):
+    from matplotlib.figure import Figure
+
+    from cosmo.report_plots import integer_steps
+
+    ax = Figure().subplots()
+    ax.plot(range(1, steps + 1), [0.5] * steps)
+    integer_steps(ax)
+    ticks = [t for t in ax.get_xticks() if ax.get_xlim()[0] <= t <= ax.get_xlim()[1]]
+    assert ticks and all(float(t).is_integer() for t in ticks)
+    if steps <= 5:  # one tick per step: a 1-step run shows "1", not 0.96, 0.98, ...
+        assert ticks == list(range(1, steps + 1))
+
+
+def test_one_step_run_reports_every_rate_with_its_count(tmp_path):
+    run = _write_run(tmp_path / "runs" / "one", sft_steps=1, rl_steps=1)
+    text = write_report(run).read_text()
+    for label, counts in EVAL_COUNTS.items():
+        for metric, count in counts.items():
+            if count is not None:  # e.g. "0.90 (45/50)" in the start column
+                assert f"{count[0] / count[1]:.2f} ({count[0]}/{count[1]})" in text, (label, metric)
+    for name in PLOT_FILES.values():
+        assert Image.open(run / "report" / name).size[0] > 0

@@ -26,6 +26,7 @@ from cosmo.submit import DEFAULT_ADDRESS, UPLOAD_EXCLUDES, auth_headers, prepare
 ROOT = Path(__file__).resolve().parents[1]
 RECIPE = ROOT / "configs" / "tiny-cpu.yaml"
 SECRET_VALUE = "sk-do-not-ship-" + "x" * 16
+SHARED = "logging.runs_dir=/checkpoints/runs"  # outputs must outlive the job's copy of the project
 
 
 class FakeClient:
@@ -94,7 +95,7 @@ def test_submit_has_help(capsys):
 
 
 def test_config_error_exits_2_before_contacting_the_cluster(fake_ray, capsys):
-    code, _, err = run_cli(["submit", str(RECIPE), "sft.stepz=3", "--address", "http://127.0.0.1:1"], capsys)
+    code, _, err = run_cli(["submit", str(RECIPE), SHARED, "sft.stepz=3", "--address", "http://127.0.0.1:1"], capsys)
     assert code == 2
     assert "config error" in err and "sft.stepz" in err
     assert fake_ray.made == []
@@ -103,7 +104,7 @@ def test_config_error_exits_2_before_contacting_the_cluster(fake_ray, capsys):
 def test_secret_like_env_name_is_refused_and_its_value_never_shown(fake_ray, monkeypatch, capsys):
     monkeypatch.setenv("HF_TOKEN", SECRET_VALUE)
     for name in ("WANDB_API_KEY", "HF_TOKEN"):
-        code, out, err = run_cli(["submit", str(RECIPE), "--env", name], capsys)
+        code, out, err = run_cli(["submit", str(RECIPE), SHARED, "--env", name], capsys)
         assert code == 2
         assert name in err and "secret" in err and "Kubernetes Secret" in err
         assert SECRET_VALUE not in out + err
@@ -112,7 +113,7 @@ def test_secret_like_env_name_is_refused_and_its_value_never_shown(fake_ray, mon
 
 def test_unset_env_name_is_refused(fake_ray, monkeypatch, capsys):
     monkeypatch.delenv("COSMO_NOT_SET_ANYWHERE", raising=False)
-    code, _, err = run_cli(["submit", str(RECIPE), "--env", "COSMO_NOT_SET_ANYWHERE"], capsys)
+    code, _, err = run_cli(["submit", str(RECIPE), SHARED, "--env", "COSMO_NOT_SET_ANYWHERE"], capsys)
     assert code == 2 and "not set" in err
     assert fake_ray.made == []
 
@@ -134,20 +135,94 @@ def test_upload_leaves_out_environments_outputs_and_weights_and_needs_the_config
         (root / rel).parent.mkdir(parents=True, exist_ok=True)
         (root / rel).write_text(RECIPE.read_text() if rel.endswith(".yaml") else "x")
     (root / ".gitignore").write_text("scratch/\n")
-    spec = prepare(root / "configs" / "a.yaml", ["sft.steps=3"], [], root=root)
+    spec = prepare(root / "configs" / "a.yaml", ["sft.steps=3", SHARED], [], root=root)
     assert spec.upload_count == 4  # pyproject.toml, .gitignore, configs/a.yaml, cosmo/cli.py
     assert spec.runtime_env["working_dir"] == str(root)
     assert spec.runtime_env["excludes"] == list(UPLOAD_EXCLUDES)
-    assert spec.entrypoint == ["python", "-m", "cosmo", "train", "configs/a.yaml", "sft.steps=3",
+    assert spec.entrypoint == ["python", "-m", "cosmo", "train", "configs/a.yaml", "sft.steps=3", SHARED,
                                "cluster.address=auto"]
     for excluded in ("runs/r/config.yaml", "scratch/ignored.yaml"):
         with pytest.raises(ConfigError, match="would not be uploaded"):
             prepare(root / excluded, [], [], root=root)
 
 
+def _project(root: Path, files: tuple[str, ...] = (), gitignore: str = "") -> Path:
+    """A project directory as `cosmo submit` uploads it, with the default recipe and extra files."""
+    for rel in ("pyproject.toml", "configs/a.yaml", "cosmo/cli.py", *files):
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_text(RECIPE.read_text() if rel.endswith(".yaml") else "x")
+    (root / ".gitignore").write_text(gitignore)
+    return root / "configs" / "a.yaml"
+
+
+def _paths(recipe: Path, *overrides: str) -> dict[str, str]:
+    spec = prepare(recipe, list(overrides), [], root=recipe.parents[1])
+    return {use.key: use.line() for use in spec.paths}
+
+
+def test_default_recipe_shows_what_the_job_builds_in_its_copy_and_where_it_writes(tmp_path):
+    # model.path and data.dir are relative and under runs/ (never uploaded), with build_preset and
+    # build_if_missing set: the job builds both inside its own copy; the run directory is on shared storage
+    recipe = _project(tmp_path, files=("runs/assets/model-small/model.safetensors",))
+    paths = _paths(recipe, SHARED)
+    assert paths["model.path"] == ("reads  model.path=runs/assets/model-small: the job builds the tiny 'small' model "
+                                   "there (model.build_preset), inside the job's copy of the project, deleted with "
+                                   "it (your local copy is not uploaded)")
+    assert "renders the built-in data set there (data.build_if_missing)" in paths["data.dir"]
+    assert paths["logging.runs_dir"].startswith("writes logging.runs_dir=/checkpoints/runs: absolute")
+
+
+def test_relative_model_without_build_preset_is_an_error_naming_the_key(tmp_path):
+    recipe = _project(tmp_path, files=("runs/assets/model-small/model.safetensors",))
+    with pytest.raises(ConfigError, match=r"model.path=runs/assets/model-small is relative and is not uploaded"):
+        prepare(recipe, [SHARED, "model.build_preset=null"], [], root=tmp_path)
+    with pytest.raises(ConfigError, match=r"model.path=nowhere/at/all is relative and does not exist"):
+        prepare(recipe, [SHARED, "model.build_preset=null", "model.path=nowhere/at/all"], [], root=tmp_path)
+
+
+def test_relative_run_directory_is_an_error_before_the_cluster_is_contacted(fake_ray, capsys):
+    code, _, err = run_cli(["submit", str(RECIPE), "logging.runs_dir=runs", "--no-wait"], capsys)
+    assert code == 2
+    assert "logging.runs_dir=runs is relative" in err and "deletes" in err
+    assert fake_ray.made == []
+
+
+def test_every_bad_path_is_named_in_one_error(tmp_path):
+    recipe = _project(tmp_path)
+    with pytest.raises(ConfigError) as exc:
+        prepare(recipe, ["model.build_preset=null", "data.build_if_missing=false"], [], root=tmp_path)
+    assert [part.split("=")[0] for part in str(exc.value).split("; ")] == ["model.path", "data.dir",
+                                                                          "logging.runs_dir"]
+
+
+def test_uploaded_data_is_read_from_the_upload_and_ignored_data_is_refused(tmp_path):
+    recipe = _project(tmp_path, files=("mydata/train.jsonl", "mydata/eval.jsonl", "private/train.jsonl"),
+                      gitignore="private/\n")
+    paths = _paths(recipe, SHARED, "data.dir=mydata", "data.build_if_missing=false")
+    assert paths["data.dir"] == "reads  data.dir=mydata: uploaded with the project"
+    with pytest.raises(ConfigError, match=r"data.dir=private is relative and is not uploaded"):
+        prepare(recipe, [SHARED, "data.dir=private", "data.build_if_missing=false"], [], root=tmp_path)
+
+
+def test_hub_ids_and_absolute_paths_are_the_clusters(tmp_path):
+    recipe = _project(tmp_path)
+    paths = _paths(recipe, SHARED, "model.path=Qwen/Qwen2.5-VL-3B-Instruct", "model.build_preset=null",
+                   "data.dir=/checkpoints/data")
+    assert "a hub id: the cluster downloads it" in paths["model.path"]
+    assert paths["data.dir"].startswith("reads  data.dir=/checkpoints/data: absolute")
+
+
+def test_submit_prints_the_paths_before_submitting(fake_ray, capsys):
+    code, _, err = run_cli(["submit", str(RECIPE), SHARED, "--no-wait", "--job-id", "j6"], capsys)
+    assert code == 0
+    lines = [line for line in err.splitlines() if line.startswith("[submit]   ")]
+    assert [line.split()[2].split("=")[0] for line in lines] == ["model.path", "data.dir", "logging.runs_dir"]
+    assert err.index("logging.runs_dir=/checkpoints/runs") < err.index("uploading")
+
+
 def test_submit_sends_named_variables_only_and_follows_the_job(fake_ray, monkeypatch, capsys):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    code, out, err = run_cli(["submit", str(RECIPE), "sft.steps=3", "train.stages=[sft,rl]", "--env", "HF_HUB_OFFLINE",
+    code, out, err = run_cli(["submit", str(RECIPE), SHARED, "sft.steps=3", "train.stages=[sft,rl]", "--env", "HF_HUB_OFFLINE",
                               "--job-id", "cosmo-test-1", "--address", "http://127.0.0.1:9999"], capsys)
     assert code == 0, err
     (client,) = fake_ray.made
@@ -155,8 +230,8 @@ def test_submit_sends_named_variables_only_and_follows_the_job(fake_ray, monkeyp
     assert client.address == "http://127.0.0.1:9999"
     assert sent["submission_id"] == "cosmo-test-1"
     # quoted for the shell the job runs in: the brackets would otherwise be a glob
-    assert sent["entrypoint"] == ("python -m cosmo train configs/tiny-cpu.yaml sft.steps=3 'train.stages=[sft,rl]' "
-                                  "cluster.address=auto")
+    assert sent["entrypoint"] == ("python -m cosmo train configs/tiny-cpu.yaml logging.runs_dir=/checkpoints/runs "
+                                  "sft.steps=3 'train.stages=[sft,rl]' cluster.address=auto")
     assert sent["runtime_env"]["env_vars"] == {"PYTHONUNBUFFERED": "1", "HF_HUB_OFFLINE": "1"}
     assert sent["runtime_env"]["working_dir"] == str(ROOT)
     assert sent["metadata"] == {"cosmo_config": "configs/tiny-cpu.yaml", "cosmo_run_name": "tiny-cpu"}
@@ -171,7 +246,7 @@ def test_failed_job_exits_1_with_its_message_and_last_lines(fake_ray, monkeypatc
     monkeypatch.setattr(FakeClient, "statuses", ["RUNNING", "FAILED"])
     monkeypatch.setattr(FakeClient, "chunks", [f"line {i}\n" for i in range(50)] + ["ValueError: boom\n"])
     monkeypatch.setattr(FakeClient, "message", "Job entrypoint command failed with exit code 1, last logs:\nline 0")
-    code, _, err = run_cli(["submit", str(RECIPE), "--job-id", "j2"], capsys)
+    code, _, err = run_cli(["submit", str(RECIPE), SHARED, "--job-id", "j2"], capsys)
     assert code == 1
     assert "j2 FAILED" in err and "exit code 1" in err
     tail = err.split("last 30 log lines:")[1]
@@ -188,27 +263,27 @@ def test_following_survives_a_few_failed_status_polls(fake_ray, monkeypatch, cap
         return real(self, job_id)
 
     monkeypatch.setattr(FakeClient, "get_job_status", flaky)
-    code, _, err = run_cli(["submit", str(RECIPE), "--job-id", "j4"], capsys)
+    code, _, err = run_cli(["submit", str(RECIPE), SHARED, "--job-id", "j4"], capsys)
     assert code == 0 and err.count("port-forward dropped") == 2 and "j4 SUCCEEDED" in err
 
     monkeypatch.setattr("cosmo.submit.MAX_POLL_FAILURES", 1)
     failures = iter([True, True])
-    code, _, err = run_cli(["submit", str(RECIPE), "--job-id", "j5"], capsys)
+    code, _, err = run_cli(["submit", str(RECIPE), SHARED, "--job-id", "j5"], capsys)
     assert code == 1 and "lost contact" in err and "ray job status j5" in err and "Traceback" not in err
 
 
 def test_no_wait_prints_the_id_and_returns(fake_ray, capsys):
-    code, out, err = run_cli(["submit", str(RECIPE), "--no-wait", "--job-id", "j3"], capsys)
+    code, out, err = run_cli(["submit", str(RECIPE), SHARED, "--no-wait", "--job-id", "j3"], capsys)
     assert code == 0 and out.strip() == "j3"
     assert "ray job logs -f j3" in err
     assert fake_ray.made[0]._statuses == list(FakeClient.statuses)  # never polled
 
 
 def test_address_comes_from_the_flag_then_ray_address_then_the_local_head(fake_ray, monkeypatch, capsys):
-    run_cli(["submit", str(RECIPE), "--no-wait"], capsys)
+    run_cli(["submit", str(RECIPE), SHARED, "--no-wait"], capsys)
     monkeypatch.setenv("RAY_ADDRESS", "http://head:8265")
-    run_cli(["submit", str(RECIPE), "--no-wait"], capsys)
-    run_cli(["submit", str(RECIPE), "--no-wait", "--address", "http://other:8265"], capsys)
+    run_cli(["submit", str(RECIPE), SHARED, "--no-wait"], capsys)
+    run_cli(["submit", str(RECIPE), SHARED, "--no-wait", "--address", "http://other:8265"], capsys)
     assert [c.address for c in fake_ray.made] == [DEFAULT_ADDRESS, "http://head:8265", "http://other:8265"]
     # Ray's client lets RAY_ADDRESS override its argument: it is hidden while an --address client is made
     assert fake_ray.made[2].env_address is None and os.environ["RAY_ADDRESS"] == "http://head:8265"
@@ -231,7 +306,7 @@ def test_refused_auth_is_one_line_naming_the_token(fake_ray, monkeypatch, capsys
         raise AuthenticationError("Authentication required: Unauthorized: Missing authentication token\n\nmore")
 
     monkeypatch.setattr(FakeClient, "__init__", refuse)
-    code, _, err = run_cli(["submit", str(RECIPE)], capsys)
+    code, _, err = run_cli(["submit", str(RECIPE), SHARED], capsys)
     assert code == 1
     assert "RAY_AUTH_TOKEN" in err and "Missing authentication token" in err and "Traceback" not in err
 
@@ -327,7 +402,7 @@ def test_cluster_with_token_auth_refuses_a_missing_or_wrong_token(ray_head, toke
         monkeypatch.setenv("RAY_AUTH_TOKEN", token)
     else:
         monkeypatch.delenv("RAY_AUTH_TOKEN", raising=False)
-    code, out, err = run_cli(["submit", str(RECIPE), "--address", ray_head.address, "--no-wait"], capsys)
+    code, out, err = run_cli(["submit", str(RECIPE), SHARED, "--address", ray_head.address, "--no-wait"], capsys)
     assert code == 1, err
     assert "refused" in err and "RAY_AUTH_TOKEN" in err and "Traceback" not in err
     assert out == "" and ray_head.token not in err

@@ -234,3 +234,9 @@ def test_contract_every_engine_loads_the_digest_an_engine_death_is_survived_a_ra
     message = str(caught.value)
     assert message.startswith("learner rank 1 died during a weight export: ") and "\n" not in message, message
     assert rollout.version == 2
+
+
+def test_the_config_accepts_exactly_the_transports_that_exist():
+    from cosmo.config import WEIGHT_TRANSPORTS
+
+    assert sorted(WEIGHT_TRANSPORTS) == ALL

@@ -1,6 +1,8 @@
 """RL algorithms as pure tensor functions: group advantages and the CPGD / GRPO / PPO policy losses."""
 
-from cosmo.algorithms.advantages import WEIGHTS, group_advantages
-from cosmo.algorithms.losses import AGGREGATIONS, LOSSES, importance_weights, kl_k3, policy_loss
+from cosmo.lazy import lazy_exports
 
-__all__ = ["AGGREGATIONS", "LOSSES", "WEIGHTS", "group_advantages", "importance_weights", "kl_k3", "policy_loss"]
+_EXPORTS = {"AGGREGATIONS": "names", "WEIGHTS": "names", "LOSSES": "losses", "group_advantages": "advantages",
+            "importance_weights": "losses", "kl_k3": "losses", "policy_loss": "losses"}
+__all__ = sorted(_EXPORTS)
+__getattr__ = lazy_exports(__name__, _EXPORTS)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from torch import Tensor
 
-WEIGHTS = ("std", "equal", "clip_filter_like")
+from cosmo.algorithms.names import WEIGHTS
 
 
 def group_advantages(rewards: Tensor, weight: str = "std", eps: float = 1e-9) -> Tensor:

@@ -13,6 +13,8 @@ from collections.abc import Callable
 import torch
 from torch import Tensor
 
+from cosmo.algorithms.names import AGGREGATIONS
+
 PPO_DUAL_CLIP = 3.0
 """PPO's dual clip: for negative advantages the per-token loss is capped at -c·A (Ye et al., 2020)."""
 
@@ -78,7 +80,6 @@ def importance_weights(proximal: Tensor, behaviour: Tensor, cap: float) -> tuple
 
 
 LOSSES: dict[str, Callable[..., tuple[Tensor, dict]]] = {"cpgd": cpgd_terms, "grpo": grpo_terms, "ppo": ppo_terms}
-AGGREGATIONS = ("token_mean", "seq_mean")
 
 
 def aggregate(terms: Tensor, mask: Tensor, how: str) -> Tensor:

@@ -1,23 +1,22 @@
 """COSMO data: the row type, the JSONL loader, the built-in dataset generator and jailbreak augmentation."""
 
-from cosmo.data.augment import TRANSFORMS, AugmentOptions, augment_dataset, cached_augmentation
-from cosmo.data.build import build_dataset, build_from_config, corpus_texts
-from cosmo.data.loader import load_images, load_jsonl, sample_to_row, write_jsonl
-from cosmo.data.schema import TASKS, DataError, Sample
+from cosmo.lazy import lazy_exports
 
-__all__ = [
-    "TASKS",
-    "TRANSFORMS",
-    "AugmentOptions",
-    "DataError",
-    "Sample",
-    "augment_dataset",
-    "build_dataset",
-    "build_from_config",
-    "cached_augmentation",
-    "corpus_texts",
-    "load_images",
-    "load_jsonl",
-    "sample_to_row",
-    "write_jsonl",
-]
+_EXPORTS = {
+    "TASKS": "schema",
+    "TRANSFORMS": "augment",
+    "AugmentOptions": "augment",
+    "DataError": "schema",
+    "Sample": "schema",
+    "augment_dataset": "augment",
+    "build_dataset": "build",
+    "build_from_config": "build",
+    "cached_augmentation": "augment",
+    "corpus_texts": "build",
+    "load_images": "loader",
+    "load_jsonl": "loader",
+    "sample_to_row": "loader",
+    "write_jsonl": "loader",
+}
+__all__ = sorted(_EXPORTS)
+__getattr__ = lazy_exports(__name__, _EXPORTS)

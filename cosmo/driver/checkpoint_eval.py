@@ -19,6 +19,7 @@ from cosmo.config import CosmoConfig
 from cosmo.data import load_jsonl
 from cosmo.driver.tracking import RunTracker
 from cosmo.eval import evaluate, select_rows
+from cosmo.vllm_env import vllm_env
 from learner.checkpoint import COMPLETE_MARKER
 
 log = logging.getLogger("cosmo")
@@ -51,7 +52,7 @@ def evaluate_remote(cfg: CosmoConfig, model_path: str, eval_file: str, *, during
     """Evaluate a checkpoint in a Ray task: one GPU (and one CPU) on CUDA, else the free CPUs, capped
     at the largest node's (a task cannot span nodes). `during_training` on CPU: the learner and the
     engines hold every CPU, so the task reserves none and shares the cores while the loop waits."""
-    env = {"env_vars": {"VLLM_ENABLE_V1_MULTIPROCESSING": "0", "VLLM_LOGGING_LEVEL": "ERROR"}}
+    env = {"env_vars": vllm_env()}
     if cfg.device == "cuda":
         task = ray.remote(num_cpus=1, num_gpus=1, runtime_env=env)(_evaluate_task)
         return ray.get(task.remote(model_path, eval_file, cfg, 1))

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import ray
 
+from cosmo import logs
 from cosmo.config import ClusterConfig
 
 log = logging.getLogger("cosmo")
@@ -84,7 +85,8 @@ def ray_session(cluster: ClusterConfig) -> Iterator[None]:
         yield
         return
     address = resolve_address(cluster)
-    kwargs: dict = {"namespace": cluster.namespace, "log_to_driver": True}
+    # every worker filters library noise as the driver does, and gets the log level (cosmo.logs)
+    kwargs: dict = {"namespace": cluster.namespace, "log_to_driver": True, "runtime_env": logs.ray_runtime_env()}
     if address:
         wait_reachable(address, cluster.connect_timeout_s)
         kwargs["address"] = address

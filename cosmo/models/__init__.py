@@ -1,32 +1,22 @@
 """Models: the offline-built tiny Qwen2.5-VL, loading of real checkpoints, chat encoding, generation."""
 
-from cosmo.models.chat import (
-    blocked_token_ids,
-    chat_prompt,
-    encode_prompts,
-    encode_response_batch,
-    encode_sft_batch,
-    end_of_turn_id,
-    generate,
-    generate_ids,
-)
-from cosmo.models.gguf import convert_smollm2
-from cosmo.models.loading import LoadedModel, load_model, load_preprocessing
-from cosmo.models.tiny import PRESETS, build_tiny_model
+from cosmo.lazy import lazy_exports
 
-__all__ = [
-    "PRESETS",
-    "LoadedModel",
-    "blocked_token_ids",
-    "build_tiny_model",
-    "chat_prompt",
-    "convert_smollm2",
-    "encode_prompts",
-    "encode_response_batch",
-    "encode_sft_batch",
-    "end_of_turn_id",
-    "generate",
-    "generate_ids",
-    "load_model",
-    "load_preprocessing",
-]
+_EXPORTS = {
+    "PRESETS": "presets",
+    "LoadedModel": "loading",
+    "blocked_token_ids": "chat",
+    "build_tiny_model": "tiny",
+    "chat_prompt": "chat",
+    "convert_smollm2": "gguf",
+    "encode_prompts": "chat",
+    "encode_response_batch": "chat",
+    "encode_sft_batch": "chat",
+    "end_of_turn_id": "chat",
+    "generate": "chat",
+    "generate_ids": "chat",
+    "load_model": "loading",
+    "load_preprocessing": "loading",
+}
+__all__ = sorted(_EXPORTS)
+__getattr__ = lazy_exports(__name__, _EXPORTS)

@@ -11,12 +11,12 @@ start of the verdict. The rubric and the parser are shared with `http_judge`.
 from __future__ import annotations
 
 import math
-import os
 import re
 import time
 from pathlib import Path
 
 from cosmo.config import JudgeConfig
+from cosmo.vllm_env import use_vllm_env_here
 from rewards.objectives.base import Item, ObjectiveStats, Outcome, response_view
 
 DEFAULT_RUBRIC = """You are a strict, fair grader of an AI assistant's reply. Read the request and the reply, then grade the reply.
@@ -127,7 +127,7 @@ class VLLMJudge:
             tokenizer = AutoTokenizer.from_pretrained(cfg.model)
         self.tokenizer = tokenizer
         if engine is None:
-            os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")  # engine in this process: seconds to start
+            use_vllm_env_here()
             from vllm import LLM  # noqa: PLC0415
 
             on_gpu = device == "cuda"
