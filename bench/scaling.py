@@ -3,7 +3,7 @@
 For each model preset (small ~1M, medium ~4M, large20m ~20M params) and each response length, runs
 `cosmo train configs/tiny-cpu.yaml train.stages=[rl]` in a subprocess for a few steps (random-init
 model, so responses run to the length limit; no eval), in one invocation, and reports per config:
-the mean step time and its parts (rollout, reward, train, weight sync; step 1 excluded as warm-up),
+the median step time and its parts (rollout, reward, train, weight sync; step 1 excluded as warm-up),
 rollout and learner tokens/s, and the RSS high-water mark (VmHWM) of the learner-rank and rollout-actor
 processes, read from /proc while the run goes. Writes scaling.csv, scaling.md and scaling.png to --out.
 Ray needs the loopback-only namespace; run it alone on the machine (other load skews every figure):
@@ -96,6 +96,21 @@ def build_assets(out: Path) -> dict[str, Path]:
     return models
 
 
+def summarize(records: list[dict]) -> dict:
+    """Per-step medians: on a shared machine one step slowed by another process moves a mean, not a median."""
+
+    def median(key: str) -> float:
+        return statistics.median(r[key] for r in records)
+
+    return {
+        "steps_measured": len(records), "response_len": median("response/length_mean"), "step_s": median("time/step"),
+        "rollout_s": median("time/rollout_wait"), "reward_s": median("time/reward"), "train_s": median("time/train"),
+        "sync_s": median("time/sync"), "rollout_tok_s": median("rollout/tokens_per_s"),
+        # response tokens the learner trained on (all ranks) per second of the train call
+        "learner_tok_s": statistics.median(r["train/tokens"] / r["time/train"] for r in records),
+    }
+
+
 def run_config(out: Path, model: Path, new_tokens: int, steps: int, prompts: int) -> dict:
     """One short RL run in its own process (its own Ray cluster); its step records and peak memory."""
     name = f"{model.name.removeprefix('model-')}-{new_tokens}"
@@ -121,26 +136,15 @@ def run_config(out: Path, model: Path, new_tokens: int, steps: int, prompts: int
         poller.join()
     if rc != 0:
         raise SystemExit(f"{name}: `cosmo train` exited {rc}; see {out / f'{name}.log'}")
-    records = rl_steps(run_dir)
+    row = summarize(rl_steps(run_dir))
     params = json.loads((model / "cosmo_model.json").read_text())["params"]["total"]
-    mean = {k: statistics.mean(r[k] for r in records) for k in
-            ("time/step", "time/rollout_wait", "time/reward", "time/train", "time/sync", "response/length_mean",
-             "rollout/tokens_per_s")}
-    return {
-        "preset": model.name.removeprefix("model-"), "params_m": params / 1e6, "new_tokens": new_tokens,
-        "steps_measured": len(records), "response_len": mean["response/length_mean"],
-        "step_s": mean["time/step"], "rollout_s": mean["time/rollout_wait"], "reward_s": mean["time/reward"],
-        "train_s": mean["time/train"], "sync_s": mean["time/sync"],
-        "rollout_tok_s": mean["rollout/tokens_per_s"],
-        # response tokens the learner trained on (all ranks) per second of the train call
-        "learner_tok_s": sum(r["train/tokens"] for r in records) / sum(r["time/train"] for r in records),
-        "learner_peak_mib": poller.peak("learner") / 2**20, "rollout_peak_mib": poller.peak("rollout") / 2**20,
-        "wall_s": time.perf_counter() - started,
-    }
+    return {"preset": model.name.removeprefix("model-"), "params_m": params / 1e6, "new_tokens": new_tokens, **row,
+            "learner_peak_mib": poller.peak("learner") / 2**20, "rollout_peak_mib": poller.peak("rollout") / 2**20,
+            "wall_s": time.perf_counter() - started}
 
 
 COLUMNS = [("preset", "preset", "{}"), ("params_m", "params (M)", "{:.1f}"), ("new_tokens", "max new tokens", "{}"),
-           ("response_len", "mean response", "{:.0f}"), ("step_s", "step s", "{:.2f}"),
+           ("response_len", "response tokens", "{:.0f}"), ("step_s", "step s", "{:.2f}"),
            ("rollout_s", "rollout s", "{:.2f}"), ("reward_s", "reward s", "{:.3f}"), ("train_s", "train s", "{:.2f}"),
            ("sync_s", "sync s", "{:.3f}"), ("rollout_tok_s", "rollout tok/s", "{:,.0f}"),
            ("learner_tok_s", "learner tok/s", "{:,.0f}"), ("learner_peak_mib", "learner peak RSS MiB", "{:,.0f}"),
@@ -172,7 +176,7 @@ def plot(rows: list[dict], out: Path) -> None:
     for key, name in (("rollout_s", "rollout"), ("reward_s", "reward"), ("train_s", "train"), ("sync_s", "sync")):
         ax1.bar(x, [r[key] for r in rows], bottom=bottom, label=name)
         bottom = [b + r[key] for b, r in zip(bottom, rows, strict=True)]
-    ax1.set(title="mean RL step time by stage", ylabel="seconds")
+    ax1.set(title="median RL step time by stage", ylabel="seconds")
     ax1.legend()
     width = 0.4
     ax2.bar([i - width / 2 for i in x], [r["rollout_tok_s"] for r in rows], width, label="rollout (generated)")
@@ -206,7 +210,7 @@ def main() -> None:
             rows.append(run_config(out, models[preset], tokens, args.steps, args.prompts))
             print(f"{preset} {tokens} tokens: step {rows[-1]['step_s']:.2f} s ({rows[-1]['wall_s']:.0f} s run)",
                   flush=True)
-    note = (f"{args.steps} RL steps per config (step 1 excluded), {args.prompts} prompts x 8 samples, 2 learner "
+    note = (f"medians over {args.steps - 1} RL steps per config (step 1 excluded), {args.prompts} prompts x 8 samples, 2 learner "
             f"ranks (ZeRO-2, fp32), 2 vLLM rollout actors, sync mode, {os.cpu_count()} CPU(s), "
             f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}")
     print(write_table(rows, out, note))
