@@ -24,6 +24,8 @@ that holds less than one rollout.max_model_len sequence.
 
 from __future__ import annotations
 
+import contextlib
+import io
 import math
 from dataclasses import dataclass, field
 
@@ -74,9 +76,10 @@ def model_states_bytes(trainable: int, frozen: int, largest_layer: int, ranks: i
     whose estimators give stages 2 and 3; stage 1 shards only the fp32 part, stage 0 nothing. fp32 training:
     weights 4, gradients 4, moments 8."""
     if mixed:
-        # deepspeed is heavy (and prints its accelerator probe); only the plan command needs it
-        from deepspeed.runtime.zero.stage3 import estimate_zero3_model_states_mem_needs  # noqa: PLC0415
-        from deepspeed.runtime.zero.stage_1_and_2 import estimate_zero2_model_states_mem_needs  # noqa: PLC0415
+        # deepspeed is heavy, so imported here; its import logs an accelerator probe to stdout, kept out of the report
+        with contextlib.redirect_stdout(io.StringIO()):
+            from deepspeed.runtime.zero.stage3 import estimate_zero3_model_states_mem_needs  # noqa: PLC0415
+            from deepspeed.runtime.zero.stage_1_and_2 import estimate_zero2_model_states_mem_needs  # noqa: PLC0415
 
         if stage == 3:
             gpu = estimate_zero3_model_states_mem_needs(
