@@ -134,9 +134,7 @@ def safetensors_counts(directory: Path) -> tuple[int, int, int] | None:
     per_module: dict[str, int] = {}
     total = vision = 0
     for path in files:
-        with open(path, "rb") as f:
-            size = struct.unpack("<Q", f.read(8))[0]
-            header = json.loads(f.read(size))
+        header = _read_json(path, header=True)
         for tensor, info in header.items():
             if tensor == "__metadata__":
                 continue
@@ -151,11 +149,24 @@ def safetensors_counts(directory: Path) -> tuple[int, int, int] | None:
     return total, vision, max(per_module.values())
 
 
+def _read_json(path: Path, header: bool = False) -> dict:
+    """A JSON file, or a safetensors file's JSON header (after its 8-byte little-endian length)."""
+    try:
+        with open(path, "rb") as f:
+            data = f.read(struct.unpack("<Q", f.read(8))[0]) if header else f.read()
+        value = json.loads(data)
+    except (OSError, ValueError, struct.error) as exc:
+        raise PlanError(f"{path}: cannot read its {'safetensors header' if header else 'JSON'} ({exc})") from None
+    if not isinstance(value, dict):
+        raise PlanError(f"{path}: expected a JSON object")
+    return value
+
+
 def model_shape(path: str, build_preset: str | None = None) -> ModelShape:
     """The shape of `model.path`: a local checkpoint, a recipe's not-yet-built tiny preset, or a known hub id."""
     local = Path(path)
     if (local / "config.json").is_file():
-        config = json.loads((local / "config.json").read_text())
+        config = _read_json(local / "config.json")
         shape = config_shape(config, path, f"{local / 'config.json'}")
         counts = safetensors_counts(local)
         if counts is None:

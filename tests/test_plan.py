@@ -153,3 +153,9 @@ def test_local_checkpoint_counts_come_from_its_files(tmp_path):
     params = json.loads((path / "cosmo_model.json").read_text())["params"]
     assert fits and f"{params['total'] / 1e6:.2f} M params ({params['vision'] / 1e6:.2f} M vision)" in report
     assert "safetensors headers" in report
+
+
+def test_unreadable_checkpoint_is_one_line_error(tmp_path, capsys):
+    (tmp_path / "config.json").write_text("{not json")
+    assert main(["plan", str(CONFIGS / "tiny-cpu.yaml"), f"model.path={tmp_path}"]) == 2
+    assert capsys.readouterr().err.strip().splitlines()[-1].startswith(f"cosmo: plan: {tmp_path / 'config.json'}: cannot")
