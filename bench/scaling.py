@@ -135,7 +135,7 @@ def run_config(out: Path, model: Path, new_tokens: int, steps: int, prompts: int
         poller.done.set()
         poller.join()
     if rc != 0:
-        raise SystemExit(f"{name}: `cosmo train` exited {rc}; see {out / f'{name}.log'}")
+        raise RuntimeError(f"{name}: `cosmo train` exited {rc}; see {out / f'{name}.log'}")
     row = summarize(rl_steps(run_dir))
     params = json.loads((model / "cosmo_model.json").read_text())["params"]["total"]
     return {"preset": model.name.removeprefix("model-"), "params_m": params / 1e6, "new_tokens": new_tokens, **row,
@@ -200,6 +200,8 @@ def main() -> None:
     parser.add_argument("--prompts", type=int, default=4, help="prompts per step (x 8 samples each)")
     parser.add_argument("--new-tokens", type=int, nargs="+", default=[48, 128], help="response lengths to compare")
     parser.add_argument("--presets", nargs="+", default=list(PRESETS), choices=PRESETS)
+    parser.add_argument("--cached-only", action="store_true", help="tabulate the configs measured so far "
+                        "(OUT/rows/*.json); run none")
     args = parser.parse_args()
     out = Path(args.out).resolve()
     out.mkdir(parents=True, exist_ok=True)
@@ -207,9 +209,21 @@ def main() -> None:
     rows = []
     for preset in args.presets:
         for tokens in args.new_tokens:
-            rows.append(run_config(out, models[preset], tokens, args.steps, args.prompts))
-            print(f"{preset} {tokens} tokens: step {rows[-1]['step_s']:.2f} s ({rows[-1]['wall_s']:.0f} s run)",
-                  flush=True)
+            cached = out / "rows" / f"{preset}-{tokens}.json"
+            if cached.is_file():  # measured by an earlier invocation that stopped before the table
+                rows.append(json.loads(cached.read_text()))
+                continue
+            if args.cached_only:
+                continue
+            try:
+                row = run_config(out, models[preset], tokens, args.steps, args.prompts)
+            except RuntimeError as exc:  # e.g. Ray's GCS not up in time on a loaded machine: one more try
+                print(f"{exc}; retrying once", flush=True)
+                row = run_config(out, models[preset], tokens, args.steps, args.prompts)
+            cached.parent.mkdir(exist_ok=True)
+            cached.write_text(json.dumps(row))
+            rows.append(row)
+            print(f"{preset} {tokens} tokens: step {row['step_s']:.2f} s ({row['wall_s']:.0f} s run)", flush=True)
     note = (f"medians over {args.steps - 1} RL steps per config (step 1 excluded), {args.prompts} prompts x 8 samples, 2 learner "
             f"ranks (ZeRO-2, fp32), 2 vLLM rollout actors, sync mode, {os.cpu_count()} CPU(s), "
             f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}")
