@@ -67,7 +67,7 @@ def test_chunked_logprobs_entropy_and_gradient_equal_full_logits(batch, chunk, d
     assert not got_ent.requires_grad
     assert got_grad.keys() == want_grad.keys() and len(got_grad) > 0
     for name, grad in want_grad.items():
-        torch.testing.assert_close(got_grad[name], grad, atol=atol, rtol=rtol, msg=lambda m: f"{name}: {m}")
+        torch.testing.assert_close(got_grad[name], grad, atol=atol, rtol=rtol, msg=lambda m, name=name: f"{name}: {m}")
 
 
 def test_chunks_keep_no_logits_for_backward():
