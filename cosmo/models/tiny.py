@@ -26,6 +26,7 @@ from transformers.models.qwen2_vl.video_processing_qwen2_vl import Qwen2VLVideoP
 from cosmo.models.tokenizer import SPECIAL_TOKENS, build_tokenizer
 
 VOCAB_SIZE = 2048
+QWEN_VOCAB_SIZE = 151_936  # Qwen2.5-VL's embedding rows (its tokenizer has ~151.6k tokens)
 IMAGE_SIZE = 112  # 112x112 px -> (112/14)^2 = 64 patches -> 16 tokens after the 2x2 merge
 MIN_PIXELS = 28 * 28 * 4
 MAX_PIXELS = 28 * 28 * 64
@@ -74,6 +75,37 @@ PRESETS: dict[str, dict] = {
         ),
         "params_range": (3.9e6, 4.3e6),
     },
+    # ~20M params for the scaling bench (bench/scaling.py): a text stack 6 x 384 wide, a 4-block vision tower.
+    "large20m": {
+        "text": dict(
+            hidden_size=384,
+            num_hidden_layers=6,
+            num_attention_heads=6,
+            num_key_value_heads=2,
+            intermediate_size=1536,
+            mrope_section=[8, 12, 12],
+        ),
+        "vision": dict(
+            depth=4, hidden_size=256, num_heads=4, intermediate_size=1024, fullatt_block_indexes=[1, 3]
+        ),
+        "params_range": (18e6, 22e6),
+    },
+    # "tiny" with Qwen2.5-VL's real vocabulary size: the embedding / LM head have 151,936 rows (the
+    # tokenizer keeps its 2048 tokens; the other rows are never produced by it). For learner memory
+    # benches: the [tokens, vocab] logits dominate as in the real model. Not meant for sampling.
+    "tiny-vocab": {
+        "text": dict(
+            hidden_size=128,
+            num_hidden_layers=2,
+            num_attention_heads=4,
+            num_key_value_heads=2,
+            intermediate_size=256,
+            mrope_section=[4, 6, 6],
+        ),
+        "vision": dict(depth=2, hidden_size=64, num_heads=2, intermediate_size=128, fullatt_block_indexes=[1]),
+        "vocab_size": QWEN_VOCAB_SIZE,
+        "params_range": (19.5e6, 20.5e6),
+    },
 }
 
 
@@ -82,7 +114,8 @@ def _token_id(name: str) -> int:
 
 
 def make_config(preset: str) -> Qwen2_5_VLConfig:
-    """Qwen2.5-VL config for a preset (vocab 2048, tied embeddings, special-token ids 0-13)."""
+    """Qwen2.5-VL config for a preset (vocab 2048 unless the preset sets one, tied embeddings, special-token
+    ids 0-13)."""
     spec = _preset(preset)
     text = dict(spec["text"])
     mrope = text.pop("mrope_section")
@@ -91,7 +124,7 @@ def make_config(preset: str) -> Qwen2_5_VLConfig:
         raise ValueError(f"preset {preset!r}: mrope_section {mrope} must sum to head_dim/2 = {head_dim // 2}")
     text_config = dict(
         text,
-        vocab_size=VOCAB_SIZE,
+        vocab_size=spec.get("vocab_size", VOCAB_SIZE),
         rope_parameters={"rope_type": "default", "rope_theta": 1e6, "mrope_section": mrope},
         tie_word_embeddings=True,
         max_position_embeddings=4096,
@@ -179,7 +212,8 @@ def build_tiny_model(
         "preset": preset,
         "seed": seed,
         "params": params,
-        "vocab_size": VOCAB_SIZE,
+        "vocab_size": config.text_config.vocab_size,
+        "tokenizer_size": VOCAB_SIZE,
         "image_size": IMAGE_SIZE,
         "image_tokens": (IMAGE_SIZE // 28) ** 2,
         "corpus_docs": len(corpus),
