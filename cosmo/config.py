@@ -360,7 +360,7 @@ class LearnerConfig:
                                           "micro-batches packed by length up to this many padded tokens")
     gradient_checkpointing: bool = opt(False, "recompute the decoder layers' activations in backward (SFT and "
                                        "RL): less memory, ~1 more forward of time")
-    logprob_chunk_tokens: int = opt(1024, "RL: response positions per chunk of LM-head logits (peak logits "
+    logprob_chunk_tokens: int = opt(128, "RL: response positions per chunk of LM-head logits (peak logits "
                                     "memory is chunk x vocab x 4 bytes)")
 
 
