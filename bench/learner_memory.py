@@ -7,7 +7,8 @@ Part 1, on the `tiny-vocab` preset (Qwen2.5-VL's 151,936-row LM head, tiny elsew
 responses of `--response` tokens: each path runs forward + backward of the CPGD loss in its own
 subprocess, which reports its peak RSS (the high-water mark of the process, what a learner rank
 needs) and the step's CPU time (process time: robust to other processes on a shared machine); the
-two never share an allocator. Part 2, on the `tiny` preset, 16
+two never share an allocator. Part 2, on the `large20m` preset (big enough that time follows the
+token count rather than per-operation overhead), 16
 responses of mixed lengths: padding fraction and step time of fixed-count micro-batches (4 rows,
 in order) vs micro-batches packed up to a token budget. The last line is the peak-RSS ratio.
 """
@@ -97,10 +98,11 @@ def memory_part(rows: int, response: int, tmp: Path) -> float:
 
 
 def packing_part(tmp: Path) -> None:
-    model = load_model(build_tiny_model(tmp / "tiny", preset="tiny", seed=0, corpus=corpus_texts())).model.train()
+    model_dir = build_tiny_model(tmp / "large20m", preset="large20m", seed=0, corpus=corpus_texts())
+    model = load_model(model_dir).model.train()
     lengths = [PROMPT + n for n in (480, 24, 300, 60, 12, 200, 400, 40, 96, 16, 350, 8, 150, 32, 250, 70)]
     budget = 2 * max(lengths)
-    print(f"== micro-batches of 16 responses of mixed lengths ({min(lengths)}-{max(lengths)} tokens), tiny preset")
+    print(f"== micro-batches of 16 responses of mixed lengths ({min(lengths)}-{max(lengths)} tokens), large20m preset")
     print(f"{'micro-batches':34s} {'count':>5s} {'padding':>8s} {'CPU s':>7s}")
     for label, split in (("fixed count (4 rows, in order)", fixed_count(len(lengths), 4)),
                          (f"token budget ({budget} tokens)", pack_by_tokens(lengths, budget))):

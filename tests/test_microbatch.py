@@ -62,3 +62,17 @@ def test_packed_micro_batches_give_the_gradient_of_one_big_batch(aggregation):
                     weights=w)[0].backward()
     for got, expected in zip(grads(), want, strict=True):
         torch.testing.assert_close(got, expected, atol=1e-6, rtol=1e-6)
+
+
+def test_mini_batches_must_divide_each_ranks_share():
+    from pathlib import Path
+
+    from cosmo.config import ConfigError, load_config
+
+    recipe = Path(__file__).resolve().parents[1] / "configs" / "tiny-cpu.yaml"
+    # 8 prompts x 8 samples / 2 ranks = 32 trajectories per rank: 4 divides it, 3 does not
+    assert load_config(recipe, ["rl.mini_batches=4", "rl.epochs=2"]).rl.mini_batches == 4
+    with pytest.raises(ConfigError, match="rl.mini_batches"):
+        load_config(recipe, ["rl.mini_batches=3"])
+    with pytest.raises(ConfigError, match="algorithm.clip_schedule"):
+        load_config(recipe, ["algorithm.clip_schedule=cosine"])
