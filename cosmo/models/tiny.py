@@ -90,23 +90,12 @@ PRESETS: dict[str, dict] = {
         ),
         "params_range": (18e6, 22e6),
     },
-    # "tiny" with Qwen2.5-VL's real vocabulary size: the embedding / LM head have 151,936 rows (the
-    # tokenizer keeps its 2048 tokens; the other rows are never produced by it). For learner memory
-    # benches: the [tokens, vocab] logits dominate as in the real model. Not meant for sampling.
-    "tiny-vocab": {
-        "text": dict(
-            hidden_size=128,
-            num_hidden_layers=2,
-            num_attention_heads=4,
-            num_key_value_heads=2,
-            intermediate_size=256,
-            mrope_section=[4, 6, 6],
-        ),
-        "vision": dict(depth=2, hidden_size=64, num_heads=2, intermediate_size=128, fullatt_block_indexes=[1]),
-        "vocab_size": QWEN_VOCAB_SIZE,
-        "params_range": (19.5e6, 20.5e6),
-    },
 }
+# "tiny" with Qwen2.5-VL's real vocabulary size: the embedding / LM head have 151,936 rows (the
+# tokenizer keeps its 2048 tokens; the other rows are never produced by it). For learner memory
+# benches: the [tokens, vocab] logits dominate as in the real model. Not meant for sampling.
+PRESETS["tiny-vocab"] = {**copy.deepcopy(PRESETS["tiny"]), "vocab_size": QWEN_VOCAB_SIZE,
+                         "params_range": (19.5e6, 20.5e6)}
 
 
 def _token_id(name: str) -> int:
