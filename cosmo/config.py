@@ -125,6 +125,9 @@ class RLConfig:
                                  "and sample more prompts to refill the batch")
     dynamic_sampling_max_rounds: int = opt(3, "refill rounds per step; groups still missing after them are "
                                            "filled with flat ones (zero advantage), and the shortfall is logged")
+    mini_batches: int = opt(1, "optimizer steps per pass over a step's rollout batch (each rank's share is split "
+                            "into this many mini-batches); >1 with epochs makes the updates off-policy")
+    epochs: int = opt(1, "passes over a step's rollout batch; old log-probs stay fixed at the batch's start")
 
 
 WEIGHT_TRANSPORTS = ("object_store", "zero_copy")
@@ -345,6 +348,9 @@ class AlgorithmConfig:
     group_size: int = opt(8, "responses sampled per prompt (the group of group-relative advantages)")
     advantage_weight: str = opt("std", "std (divide by the group's std), equal, or clip_filter_like")
     aggregation: str = opt("token_mean", "token_mean over the micro-batch, or seq_mean of per-sequence means")
+    clip_schedule: str = opt("constant", "constant: clip_eps at every token; linear: tight-to-loose ramp along "
+                             "each response from clip_eps_min (first token) to clip_eps (last token)")
+    clip_eps_min: float = opt(0.1, "clip_schedule=linear: the clip range at a response's first token")
 
 
 @dataclass
@@ -365,6 +371,12 @@ class LearnerConfig:
     timeout_s: float = opt(1800.0, "time one learner call (a step, a weight export, a checkpoint save) may "
                            "take on every rank; past it the run stops naming the ranks that hang")
     startup_timeout_s: float = opt(1800.0, "time the ranks may take to load the model and start DeepSpeed")
+    max_tokens_per_micro_batch: int = opt(0, "RL: 0 = micro-batches of rl.micro_batch_size sequences; > 0 = "
+                                          "micro-batches packed by length up to this many padded tokens")
+    gradient_checkpointing: bool = opt(False, "recompute the decoder layers' activations in backward (SFT and "
+                                       "RL): less memory, ~1 more forward of time")
+    logprob_chunk_tokens: int = opt(128, "RL: response positions per chunk of LM-head logits (peak logits "
+                                    "memory is chunk x vocab x 4 bytes)")
 
 
 @dataclass
@@ -620,10 +632,18 @@ def validate(cfg: CosmoConfig) -> None:
            "algorithm.drift_coef, plays that role; use grpo or ppo for a reference KL)", a.kl_coef)
     _check(a.is_cap >= 1, "algorithm.is_cap", "a number >= 1", a.is_cap)
     _check(a.group_size >= 2, "algorithm.group_size", "an integer >= 2", a.group_size)
-    from cosmo.algorithms import AGGREGATIONS, WEIGHTS  # noqa: PLC0415
+    from cosmo.algorithms import AGGREGATIONS, CLIP_SCHEDULES, WEIGHTS  # noqa: PLC0415
 
     _check(a.advantage_weight in WEIGHTS, "algorithm.advantage_weight", f"one of {list(WEIGHTS)}", a.advantage_weight)
     _check(a.aggregation in AGGREGATIONS, "algorithm.aggregation", f"one of {list(AGGREGATIONS)}", a.aggregation)
+    _check(a.clip_schedule in CLIP_SCHEDULES, "algorithm.clip_schedule", f"one of {list(CLIP_SCHEDULES)}",
+           a.clip_schedule)
+    _check(0 < a.clip_eps_min <= a.clip_eps, "algorithm.clip_eps_min", "a number in (0, algorithm.clip_eps]",
+           a.clip_eps_min)
+    _check(rl.epochs >= 1, "rl.epochs", "an integer >= 1", rl.epochs)
+    rank_batch = rl.prompts_per_step * a.group_size // max(cfg.learner.num_ranks, 1)
+    _check(rl.mini_batches >= 1 and rank_batch % rl.mini_batches == 0, "rl.mini_batches",
+           f"a divisor of each rank's {rank_batch} trajectories per step", rl.mini_batches)
     ln = cfg.learner
     _check(ln.num_ranks >= 1, "learner.num_ranks", "an integer >= 1", ln.num_ranks)
     _check(ln.cpus_per_rank > 0, "learner.cpus_per_rank", "a positive number", ln.cpus_per_rank)
@@ -637,6 +657,9 @@ def validate(cfg: CosmoConfig) -> None:
     _check(ln.startup_timeout_s > 0, "learner.startup_timeout_s", "a positive number of seconds",
            ln.startup_timeout_s)
     _check(ln.threads_per_rank >= 0, "learner.threads_per_rank", "an integer >= 0", ln.threads_per_rank)
+    _check(ln.max_tokens_per_micro_batch >= 0, "learner.max_tokens_per_micro_batch", "an integer >= 0",
+           ln.max_tokens_per_micro_batch)
+    _check(ln.logprob_chunk_tokens >= 1, "learner.logprob_chunk_tokens", "an integer >= 1", ln.logprob_chunk_tokens)
     _check(cfg.cluster.num_cpus is None or cfg.cluster.num_cpus >= 1, "cluster.num_cpus", "null or >= 1",
            cfg.cluster.num_cpus)
     _check(cfg.eval.engine in ("vllm", "hf"), "eval.engine", "vllm or hf", cfg.eval.engine)

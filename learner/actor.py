@@ -18,6 +18,8 @@ import numpy as np
 import torch
 
 from cosmo.algorithms import importance_weights, policy_loss
+from cosmo.algorithms.losses import clip_eps_schedule
+from cosmo.algorithms.microbatch import fixed_count, pack_by_tokens, place, token_weights
 from cosmo.config import CosmoConfig
 from cosmo.data import Sample, load_images, load_jsonl
 from cosmo.models import encode_response_batch, encode_sft_batch, load_model
@@ -38,6 +40,7 @@ from learner.engine import (
     init_process_group,
     resolve_backend,
 )
+from learner.forward import response_logprobs
 from learner.train_state import load_train_state, save_train_state
 from learner.weights import export_state_dict
 
@@ -54,12 +57,6 @@ def resolve_dtype(name: str, device: torch.device) -> torch.dtype:
     if name == "auto":
         return torch.bfloat16 if device.type == "cuda" else torch.float32
     return getattr(torch, name)
-
-
-def token_logprobs(logits: torch.Tensor, targets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Log-probs of the `targets` tokens under `logits`, and the full log-softmax (the entropy needs it)."""
-    logp_all = torch.log_softmax(logits, dim=-1)
-    return logp_all.gather(-1, targets.unsqueeze(-1)).squeeze(-1), logp_all
 
 
 class LearnerRank:
@@ -112,6 +109,9 @@ class LearnerRank:
             if vision is None:
                 raise ValueError(f"model.freeze_vision=true but {model_path} has no vision tower")
             vision.requires_grad_(False)
+        if self.cfg.learner.gradient_checkpointing:
+            # HF's own switch: each decoder/vision block recomputes its activations in backward
+            lm.model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
         lm.model.train()
         self.engine = build_engine(lm.model, self.cfg.learner, spec, self.world_size, bf16)
         self.device = self.engine.device
@@ -165,74 +165,136 @@ class LearnerRank:
         }
 
     def rl_step(self, items: list[dict]) -> dict:
-        """One policy update over this rank's trajectories: `grad_accum` micro-batches of the policy loss.
+        """The policy updates over this rank's trajectories: `rl.epochs` passes of `rl.mini_batches`
+        optimizer steps, each over its share's micro-batches (fixed count or token budget).
 
         Each item: `sample_index`, `response_ids`, `logprobs` (behaviour policy's), `advantage`.
+        With one update the old log-probs are the behaviour's (sync) or this step's pre-update
+        policy (async), as computed in the update's own forward; with several they are computed
+        once, before the first update, and stay fixed, so CPGD's clip and drift act from the second.
+        Returns the token-weighted averages over every micro-batch of every update.
         """
         assert self.engine is not None and self.spec is not None, "setup() must run first"
         started = time.perf_counter()
         mb = self.spec.micro_batch_size
         if len(items) != mb * self.spec.grad_accum:
             raise ValueError(f"rank {self.rank} got {len(items)} trajectories, expected {mb * self.spec.grad_accum}")
-        a = self.cfg.algorithm
+        rl = self.cfg.rl
+        updates = rl.mini_batches * rl.epochs
+        if self.spec.updates_per_step != updates:
+            raise ValueError(f"OptimSpec.updates_per_step={self.spec.updates_per_step} but rl.mini_batches x "
+                             f"rl.epochs = {updates}: the LR schedule must count every optimizer step")
+        if len(items) % rl.mini_batches:
+            raise ValueError(f"rank {self.rank}: {len(items)} trajectories do not split into "
+                             f"rl.mini_batches={rl.mini_batches}")
+        size = len(items) // rl.mini_batches
+        fixed_old = self._learner_logprobs(items) if updates > 1 else None
+        totals: dict[str, float] = {}
+        tokens, skipped = 0, 0
+        for epoch in range(rl.epochs):
+            for k in range(rl.mini_batches):
+                stats, n = self._update(items[k * size : (k + 1) * size],
+                                        None if fixed_old is None else fixed_old[k * size : (k + 1) * size])
+                for key, value in stats.items():
+                    totals[key] = totals.get(key, 0.0) + value * n
+                tokens += n if epoch == 0 else 0
+                skipped += not self.engine.was_step_applied()
+        out = {key: value / max(tokens * rl.epochs, 1) for key, value in totals.items()}
+        # skipped: no update applied, so the weights did not change (the driver then broadcasts nothing)
+        out.update(tokens=tokens, lr=self.engine.get_lr()[0], step_s=time.perf_counter() - started,
+                   grad_norm=self._grad_norm(), skipped=float(skipped == updates), optimizer_steps=updates,
+                   skipped_updates=skipped)
+        return out
+
+    def _micro_batches(self, items: list[dict]) -> list[list[int]]:
+        """Indices into `items` per micro-batch: `micro_batch_size` in order, or packed by token budget."""
+        budget = self.cfg.learner.max_tokens_per_micro_batch
+        if budget == 0:
+            return fixed_count(len(items), self.spec.micro_batch_size)
+        lengths = [int(self._encode([it])[0]["input_ids"].shape[1]) for it in items]
+        return pack_by_tokens(lengths, budget)
+
+    def _encode(self, chunk: list[dict]) -> tuple[dict, torch.Tensor]:
+        """One micro-batch on the device, and its labels ([rows, length], -100 off the response)."""
+        rows = [self.samples[it["sample_index"]] for it in chunk]
+        batch = encode_response_batch(
+            self.lm, [r.prompt for r in rows], [load_images(r) for r in rows],
+            [it["response_ids"] for it in chunk], max_length=self.cfg.data.max_length,
+        )
+        batch = {k: v.to(self.device) for k, v in batch.items()}
+        return batch, batch.pop("labels")
+
+    @torch.no_grad()
+    def _learner_logprobs(self, items: list[dict]) -> list[torch.Tensor]:
+        """This policy's log-probs of every item's response tokens before the step's first update."""
+        out: list[torch.Tensor] = [torch.empty(0)] * len(items)
+        for idx in fixed_count(len(items), self.spec.micro_batch_size):
+            batch, labels = self._encode([items[i] for i in idx])
+            logprobs, _ = response_logprobs(self.engine, batch, labels, chunk=self.cfg.learner.logprob_chunk_tokens)
+            mask = labels[:, 1:] != -100
+            for row, i in enumerate(idx):
+                out[i] = logprobs[row][mask[row]]
+        return out
+
+    def _update(self, items: list[dict], fixed_old: list[torch.Tensor] | None) -> tuple[dict[str, float], int]:
+        """One optimizer step over `items`; returns the token-weighted stats and the number of tokens."""
+        a, ln = self.cfg.algorithm, self.cfg.learner
+        encoded = [(self._encode([items[i] for i in idx]), idx) for idx in self._micro_batches(items)]
+        label_masks = [labels[:, 1:] != -100 for (_, labels), _ in encoded]
+        masks = [m & ~torch.tensor([bool(items[i].get("exclude")) for i in idx], device=m.device)[:, None]
+                 for m, (_, idx) in zip(label_masks, encoded, strict=True)]
+        if ln.max_tokens_per_micro_batch:  # the aggregation over the whole update, however it is split
+            weights = token_weights(masks, a.aggregation)
+        else:  # as DeepSpeed's fixed accumulation: each micro-batch's own aggregate / micro-batches
+            weights = [token_weights([m], a.aggregation)[0] / len(masks) for m in masks]
         totals: dict[str, float] = {}
         tokens = 0
-        for start in range(0, len(items), mb):
-            chunk = items[start : start + mb]
-            rows = [self.samples[it["sample_index"]] for it in chunk]
-            batch = encode_response_batch(
-                self.lm, [r.prompt for r in rows], [load_images(r) for r in rows],
-                [it["response_ids"] for it in chunk], max_length=self.cfg.data.max_length,
-            )
-            batch = {k: v.to(self.device) for k, v in batch.items()}
-            labels = batch.pop("labels")
-            logits = self.engine(**batch).logits[:, :-1].float()
-            targets, mask = labels[:, 1:].clamp(min=0), labels[:, 1:] != -100
-            excluded = torch.tensor([bool(it.get("exclude")) for it in chunk], device=mask.device)
-            logprobs, logp_all = token_logprobs(logits, targets)
-            behaviour = torch.zeros_like(logprobs)
-            for row, it in enumerate(chunk):
-                positions = mask[row].nonzero().squeeze(-1)
-                behaviour[row, positions] = torch.tensor(it["logprobs"][: len(positions)], dtype=behaviour.dtype,
-                                                         device=behaviour.device)
-            mask &= ~excluded[:, None]  # failed reward: the trajectory takes no part in the update
+        for j, ((batch, labels), idx) in enumerate(encoded):
+            chunk = [items[i] for i in idx]
+            label_mask, mask = label_masks[j], masks[j]
+            self.engine.set_gradient_accumulation_boundary(j == len(encoded) - 1)
+            logprobs, entropy = response_logprobs(self.engine, batch, labels, chunk=ln.logprob_chunk_tokens)
+            behaviour = place(label_mask, [it["logprobs"] for it in chunk], dtype=logprobs.dtype)
             adv = torch.tensor([it["advantage"] for it in chunk], dtype=logprobs.dtype, device=logprobs.device)
+            # the learner's own pre-update log-probs: fixed at the batch's start, or (one update) this forward's
+            start = logprobs.detach() if fixed_old is None else place(label_mask, [fixed_old[i] for i in idx],
+                                                                      dtype=logprobs.dtype)
             extra: dict[str, torch.Tensor] = {}
             if self.cfg.rl.mode == "async":
-                # one step off-policy: clip around this step's pre-update policy (the weights do not
-                # change until the last micro-batch), correct for the older sampler with truncated IS
-                old = logprobs.detach()
-                weights, truncated = importance_weights(old, behaviour, a.is_cap)
-                adv = adv[:, None] * weights
-                extra = {"is_weight": weights, "is_truncated_frac": truncated.float()}
+                # one step off-policy: clip around this step's pre-update policy, correct for the
+                # older sampler with truncated IS
+                old = start
+                is_weights, truncated = importance_weights(old, behaviour, a.is_cap)
+                adv = adv[:, None] * is_weights
+                extra = {"is_weight": is_weights, "is_truncated_frac": truncated.float()}
             else:
-                old = behaviour
-            ref = self._reference_logprobs(batch, targets) if self.reference is not None else None
+                old = behaviour if fixed_old is None else start
+            ref = self._reference_logprobs(batch, labels) if self.reference is not None else None
             loss, stats = policy_loss(
-                a.name, logprobs, old, ref, adv, mask, clip_eps=a.clip_eps, drift_coef=a.drift_coef,
-                drift_clip=a.drift_clip, kl_coef=a.kl_coef, aggregation=a.aggregation,
+                a.name, logprobs, old, ref, adv, mask,
+                clip_eps=clip_eps_schedule(label_mask, a.clip_schedule, a.clip_eps, a.clip_eps_min),
+                drift_coef=a.drift_coef, drift_clip=a.drift_clip, kl_coef=a.kl_coef, aggregation=a.aggregation,
+                weights=weights[j], truncated_ratio=fixed_old is not None,
             )
-            self.engine.backward(self._with_all_params(loss, batch))
-            self.engine.step()
+            # the weights already normalise over the update: DeepSpeed must not divide by its GAS
+            self.engine.backward(self._with_all_params(loss, batch), scale_wrt_gas=False)
             with torch.no_grad():
                 n = int(mask.sum())
                 m = mask.float()
-                stats["entropy"] = float((-(logp_all.exp() * logp_all).sum(-1) * m).sum() / max(n, 1))
-                # rollout engine vs learner log-probs of the same tokens (before this update)
-                stats["logprob_gap"] = float(((logprobs.detach() - behaviour).abs() * m).sum() / max(n, 1))
+                stats["entropy"] = float((entropy * m).sum() / max(n, 1))
+                # rollout engine vs learner log-probs of the same tokens (before this step's updates)
+                stats["logprob_gap"] = float(((start - behaviour).abs() * m).sum() / max(n, 1))
                 stats.update({k: float((v * m).sum() / max(n, 1)) for k, v in extra.items()})
             for key, value in stats.items():
                 totals[key] = totals.get(key, 0.0) + value * n
             tokens += n
-        out = {key: value / max(tokens, 1) for key, value in totals.items()}
-        out.update(tokens=tokens, lr=self.engine.get_lr()[0], step_s=time.perf_counter() - started,
-                   grad_norm=self._grad_norm(), skipped=float(not self.engine.was_step_applied()))
-        return out
+        self.engine.step()
+        return {key: value / max(tokens, 1) for key, value in totals.items()}, tokens
 
     @torch.no_grad()
-    def _reference_logprobs(self, batch: dict, targets: torch.Tensor) -> torch.Tensor:
+    def _reference_logprobs(self, batch: dict, labels: torch.Tensor) -> torch.Tensor:
         """Log-probs of the sampled tokens under the frozen start model."""
-        return token_logprobs(self.reference(**batch).logits[:, :-1].float(), targets)[0]
+        return response_logprobs(self.reference, batch, labels, chunk=self.cfg.learner.logprob_chunk_tokens)[0]
 
     def _grad_norm(self) -> float | None:
         """The last optimizer step's global gradient norm; None when DeepSpeed did not compute a finite one."""

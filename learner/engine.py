@@ -21,6 +21,9 @@ class OptimSpec:
     min_lr_ratio: float
     micro_batch_size: int
     grad_accum: int
+    updates_per_step: int = 1
+    """Optimizer steps per stage step (RL: rl.mini_batches x rl.epochs); the LR schedule counts
+    optimizer steps, so `total_steps` and `warmup_steps` (in stage steps) are multiplied by it."""
 
 
 def resolve_backend(cfg: LearnerConfig, device: torch.device) -> str:
@@ -71,13 +74,14 @@ def deepspeed_config(cfg: LearnerConfig, spec: OptimSpec, world_size: int, bf16:
 
 
 def warmup_cosine(spec: OptimSpec):
-    """LR multiplier: linear warmup, then cosine decay to `min_lr_ratio` at the last step."""
+    """LR multiplier per optimizer step: linear warmup, then cosine decay to `min_lr_ratio` at the last step."""
+    total, warmup = spec.total_steps * spec.updates_per_step, spec.warmup_steps * spec.updates_per_step
 
     def factor(step: int) -> float:
-        if step < spec.warmup_steps:
-            return (step + 1) / (spec.warmup_steps + 1)
-        span = max(1, spec.total_steps - spec.warmup_steps)
-        progress = min(1.0, (step - spec.warmup_steps) / span)
+        if step < warmup:
+            return (step + 1) / (warmup + 1)
+        span = max(1, total - warmup)
+        progress = min(1.0, (step - warmup) / span)
         return spec.min_lr_ratio + (1 - spec.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
 
     return factor

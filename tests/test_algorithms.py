@@ -146,3 +146,50 @@ def test_async_correction_scales_each_token_gradient_by_its_weight():
     loss, _ = policy_loss("cpgd", logp, logp.detach(), None, adv, torch.ones(1, 2), drift_coef=0.0)
     loss.backward()
     assert logp.grad[0].tolist() == pytest.approx([-2.0 * math.exp(0.2) / 2, -2.0 * 1.0 / 2], abs=1e-12)
+
+
+def _grad(name, delta, adv=1.0, **kw):
+    """d loss / d logπ for one token with log-ratio `delta` (token mean of one token = the token)."""
+    logp = torch.tensor([[-1.0 + delta]], dtype=torch.float64, requires_grad=True)
+    old = torch.tensor([[-1.0]], dtype=torch.float64)
+    loss, stats = policy_loss(name, logp, old, None, torch.tensor([adv]), torch.ones(1, 1), **kw)
+    loss.backward()
+    return float(logp.grad), stats
+
+
+def test_cpgd_equals_grpo_on_policy_and_differs_after_an_update():
+    # first update (Δ = 0, r = 1): both gradients are −A = −1, CPGD's drift is 0
+    cpgd0, stats0 = _grad("cpgd", 0.0, truncated_ratio=True)
+    grpo0, _ = _grad("grpo", 0.0)
+    assert cpgd0 == pytest.approx(-1.0) and grpo0 == pytest.approx(-1.0) and stats0["drift"] == 0.0
+    # after an update r = 1.1 (inside the clip 0.2): GRPO −A·r = −1.1; CPGD with the truncated
+    # ratio −A·clip(r, 0.8, 1.2) + α·min(r − 1, c) = −1.1 + 0.01·0.1 = −1.099
+    delta = math.log(1.1)
+    cpgd1, stats1 = _grad("cpgd", delta, truncated_ratio=True)
+    grpo1, _ = _grad("grpo", delta)
+    assert grpo1 == pytest.approx(-1.1)
+    assert cpgd1 == pytest.approx(-1.099)
+    assert stats1["drift"] == pytest.approx(0.01 * 0.1 * delta)  # α·min(r − 1, c)·Δ, non-zero
+    # without the truncated ratio (one update): −A + α(r − 1) = −0.999
+    assert _grad("cpgd", delta)[0] == pytest.approx(-0.999)
+
+
+def test_linear_clip_schedule_by_hand():
+    from cosmo.algorithms.losses import clip_eps_schedule
+
+    mask = torch.tensor([[0, 1, 1, 1, 0], [0, 0, 0, 1, 0]], dtype=torch.bool)
+    eps = clip_eps_schedule(mask, "linear", 0.2, 0.1)
+    # row 0: 3 response tokens -> 0.1, 0.1 + 0.1·1/2, 0.2; row 1: a single token gets ε_min
+    assert eps[0][mask[0]].tolist() == pytest.approx([0.1, 0.15, 0.2])
+    assert eps[1][mask[1]].tolist() == pytest.approx([0.1])
+    assert clip_eps_schedule(mask, "constant", 0.2, 0.1) == 0.2
+    # a first token with r = 1.15, A > 0: inside the constant clip (gradient −1) but beyond ε_1 = 0.1
+    logp = torch.tensor([[-1.0 + math.log(1.15), -1.0]], dtype=torch.float64, requires_grad=True)
+    old = torch.tensor([[-1.0, -1.0]], dtype=torch.float64)
+    two = torch.ones(1, 2, dtype=torch.bool)
+    for schedule, want in (("constant", -1.0), ("linear", 0.0)):
+        logp.grad = None
+        loss, _ = policy_loss("cpgd", logp, old, None, torch.tensor([1.0]), two, drift_coef=0.0,
+                              clip_eps=clip_eps_schedule(two, schedule, 0.2, 0.1), aggregation="seq_mean")
+        loss.backward()
+        assert float(logp.grad[0, 0]) * 2 == pytest.approx(want)  # seq mean of 2 tokens: ×2 for the token's own

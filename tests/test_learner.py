@@ -36,6 +36,17 @@ def test_warmup_cosine_schedule_values():
     assert f(11) == pytest.approx(0.1)  # floor at min_lr_ratio
 
 
+def test_schedule_counts_optimizer_steps_with_several_updates_per_step():
+    # 5 RL steps x 2 updates = 10 optimizer steps, warmup 1 RL step = 2 optimizer steps
+    spec = OptimSpec(lr=1.0, total_steps=5, warmup_steps=1, min_lr_ratio=0.1, micro_batch_size=1, grad_accum=1,
+                     updates_per_step=2)
+    f = warmup_cosine(spec)
+    assert [f(0), f(1)] == pytest.approx([1 / 3, 2 / 3])  # (step + 1) / (2 + 1)
+    assert f(2) == pytest.approx(1.0)
+    assert f(6) == pytest.approx(0.1 + 0.9 * 0.5)  # (6 - 2) / (10 - 2) = half way
+    assert f(10) == pytest.approx(0.1)
+
+
 def test_prune_keeps_newest_complete(tmp_path):
     for step in (5, 10, 20):
         (tmp_path / f"step_{step}").mkdir()

@@ -41,11 +41,16 @@ print("ENV " + json.dumps({k: os.environ.get(k) for k in ("COSMO_LOG_LEVEL", "VL
 """
 
 
+def _clean_env() -> dict[str, str]:
+    """This process's environment without the switches `logs.setup` exports (an earlier test in the same
+    pytest process may have run the CLI, which sets them)."""
+    return {k: v for k, v in os.environ.items() if k not in ("COSMO_LOG_LEVEL", "VLLM_LOGGING_LEVEL",
+                                                             "HF_HUB_DISABLE_PROGRESS_BARS", "TORCH_CPP_LOG_LEVEL")}
+
+
 def _probe(level: str, **env: str) -> tuple[list[str], str, dict]:
-    clean = {k: v for k, v in os.environ.items() if k not in ("COSMO_LOG_LEVEL", "VLLM_LOGGING_LEVEL",
-                                                               "HF_HUB_DISABLE_PROGRESS_BARS", "TORCH_CPP_LOG_LEVEL")}
     out = subprocess.run([sys.executable, "-c", PROBE, level], cwd=ROOT, capture_output=True, text=True, check=True,
-                         env={**clean, **env})
+                         env={**_clean_env(), **env})
     lines = out.stdout.splitlines()
     return lines[:-1], out.stderr, json.loads(lines[-1].removeprefix("ENV "))
 
@@ -81,7 +86,8 @@ def test_a_switch_the_user_set_keeps_the_users_value():
 def test_ray_runtime_env_carries_the_level_and_a_hook_that_imports():
     code = ("import json, os; os.environ['TORCH_CPP_LOG_LEVEL'] = 'WARNING'\n"
             "from cosmo import logs; logs.setup('info'); print(json.dumps(logs.ray_runtime_env()))")
-    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True,
+                         env=_clean_env())
     runtime_env = json.loads(out.stdout)
     # TORCH_CPP_LOG_LEVEL was the user's: left out, so a job submitted with --env TORCH_CPP_LOG_LEVEL does not
     # conflict with the driver's runtime_env (Ray refuses the same variable from both)

@@ -2,3 +2,4 @@
 
 WEIGHTS = ("std", "equal", "clip_filter_like")
 AGGREGATIONS = ("token_mean", "seq_mean")
+CLIP_SCHEDULES = ("constant", "linear")

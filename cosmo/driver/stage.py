@@ -62,10 +62,12 @@ class Stage:
 
 
 def optim_spec(section: SFTConfig | RLConfig, items_per_step: int, num_ranks: int) -> OptimSpec:
-    """The optimizer's schedule and batch shape for a stage section (`sft` or `rl`)."""
+    """The optimizer's schedule and batch shape for a stage section (`sft` or `rl`); RL takes
+    `rl.mini_batches x rl.epochs` optimizer steps per rollout batch, and the schedule counts them."""
+    updates = section.mini_batches * section.epochs if isinstance(section, RLConfig) else 1
     return OptimSpec(lr=section.lr, total_steps=section.steps, warmup_steps=section.warmup_steps,
                      min_lr_ratio=section.min_lr_ratio, micro_batch_size=section.micro_batch_size,
-                     grad_accum=items_per_step // (section.micro_batch_size * num_ranks))
+                     grad_accum=items_per_step // (section.micro_batch_size * num_ranks), updates_per_step=updates)
 
 
 @contextlib.contextmanager

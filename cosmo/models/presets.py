@@ -1,6 +1,10 @@
 """Sizes of the offline-built tiny Qwen2.5-VL (docs/models.md), as plain data: the CLI and the config
 read them without importing torch."""
 
+import copy
+
+QWEN_VOCAB_SIZE = 151_936  # Qwen2.5-VL's embedding rows (its tokenizer has ~151.6k tokens)
+
 # text: hidden/layers/heads/kv-heads/FFN, mrope_section must sum to head_dim / 2.
 # vision: depth/hidden/heads/FFN; its output is projected to the text hidden size by the merger.
 PRESETS: dict[str, dict] = {
@@ -45,4 +49,25 @@ PRESETS: dict[str, dict] = {
         ),
         "params_range": (3.9e6, 4.3e6),
     },
+    # ~20M params for the scaling bench (bench/scaling.py): a text stack 6 x 384 wide, a 4-block vision tower.
+    "large20m": {
+        "text": dict(
+            hidden_size=384,
+            num_hidden_layers=6,
+            num_attention_heads=6,
+            num_key_value_heads=2,
+            intermediate_size=1536,
+            mrope_section=[8, 12, 12],
+        ),
+        "vision": dict(
+            depth=4, hidden_size=256, num_heads=4, intermediate_size=1024, fullatt_block_indexes=[1, 3]
+        ),
+        "params_range": (18e6, 22e6),
+    },
 }
+# "tiny" with Qwen2.5-VL's real vocabulary size: the embedding / LM head have 151,936 rows (the
+# tokenizer keeps its 2048 tokens; the other rows are never produced by it). For learner memory
+# benches: the [tokens, vocab] logits dominate as in the real model. Not meant for sampling.
+PRESETS["tiny-vocab"] = {**copy.deepcopy(PRESETS["tiny"]), "vocab_size": QWEN_VOCAB_SIZE,
+                         "params_range": (19.5e6, 20.5e6)}
+

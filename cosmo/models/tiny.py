@@ -37,7 +37,8 @@ def _token_id(name: str) -> int:
 
 
 def make_config(preset: str) -> Qwen2_5_VLConfig:
-    """Qwen2.5-VL config for a preset (vocab 2048, tied embeddings, special-token ids 0-13)."""
+    """Qwen2.5-VL config for a preset (vocab 2048 unless the preset sets one, tied embeddings, special-token
+    ids 0-13)."""
     spec = _preset(preset)
     text = dict(spec["text"])
     mrope = text.pop("mrope_section")
@@ -46,7 +47,7 @@ def make_config(preset: str) -> Qwen2_5_VLConfig:
         raise ValueError(f"preset {preset!r}: mrope_section {mrope} must sum to head_dim/2 = {head_dim // 2}")
     text_config = dict(
         text,
-        vocab_size=VOCAB_SIZE,
+        vocab_size=spec.get("vocab_size", VOCAB_SIZE),
         rope_parameters={"rope_type": "default", "rope_theta": 1e6, "mrope_section": mrope},
         tie_word_embeddings=True,
         max_position_embeddings=4096,
@@ -134,7 +135,8 @@ def build_tiny_model(
         "preset": preset,
         "seed": seed,
         "params": params,
-        "vocab_size": VOCAB_SIZE,
+        "vocab_size": config.text_config.vocab_size,
+        "tokenizer_size": VOCAB_SIZE,
         "image_size": IMAGE_SIZE,
         "image_tokens": (IMAGE_SIZE // 28) ** 2,
         "corpus_docs": len(corpus),
