@@ -35,6 +35,7 @@ LAYERS: dict[str, str] = {
     "cosmo.report": "top",
     "cosmo.evaltable": "top",
     "cosmo.suite": "top",
+    "cosmo.eval_command": "top",
     "cosmo.refusal_judge": "top",
     "cosmo.benchmarks": "core",
     "cosmo.weights": "core",
