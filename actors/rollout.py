@@ -101,14 +101,14 @@ class RolloutWorker:
         self.start_s = time.perf_counter() - started
 
     def info(self) -> dict:
-        import ray  # noqa: PLC0415
+        import ray  # noqa: PLC0415 - the worker itself is plain Python, testable without Ray
 
         return {"index": self.index, "version": self.version, "start_s": round(self.start_s, 2), "pid": os.getpid(),
                 "host": ray.util.get_node_ip_address()}
 
     def generate(self, indices: list[int], n: int, version: int) -> list[Trajectory]:
         """`n` sampled responses per row; raises if the engine's weights are not at `version`."""
-        from vllm import SamplingParams  # noqa: PLC0415
+        from vllm import SamplingParams  # noqa: PLC0415 - vLLM: only processes that generate
 
         if version != self.version:
             raise RuntimeError(f"rollout worker {self.index} holds policy version {self.version}, asked for {version}")

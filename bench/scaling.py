@@ -224,7 +224,8 @@ def main() -> None:
             cached.write_text(json.dumps(row))
             rows.append(row)
             print(f"{preset} {tokens} tokens: step {row['step_s']:.2f} s ({row['wall_s']:.0f} s run)", flush=True)
-    note = (f"medians over {args.steps - 1} RL steps per config (step 1 excluded), {args.prompts} prompts x 8 samples, 2 learner "
+    note = (f"medians over {args.steps - 1} RL steps per config (step 1 excluded), {args.prompts} prompts x 8 samples, "
+            "2 learner "
             f"ranks (ZeRO-2, fp32), 2 vLLM rollout actors, sync mode, {os.cpu_count()} CPU(s), "
             f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}")
     print(write_table(rows, out, note))

@@ -1,4 +1,8 @@
-"""`cosmo <command>`: the one command-line entry point."""
+"""`cosmo <command>`: the one command-line entry point.
+
+Each command imports its implementation when it runs (function-level imports marked PLC0415): the
+parser itself loads no torch, Ray or vLLM, so `cosmo --help` and `cosmo config` answer in well under
+2 s (bench/cli_startup.py)."""
 
 from __future__ import annotations
 
@@ -19,7 +23,7 @@ OVERRIDES_HELP = "overrides of the recipe as key=value, e.g. sft.steps=100 loggi
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
-    from cosmo.driver.train import train  # noqa: PLC0415
+    from cosmo.driver.train import train  # noqa: PLC0415 - see the module docstring
 
     cfg = load_config(args.config, args.overrides)
     train(cfg)
@@ -27,7 +31,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 
 def _cmd_sft(args: argparse.Namespace) -> int:
-    from cosmo.driver.train import train  # noqa: PLC0415
+    from cosmo.driver.train import train  # noqa: PLC0415 - see the module docstring
 
     cfg = load_config(args.config, [*args.overrides, "train.stages=[sft]"])
     train(cfg)
@@ -40,7 +44,7 @@ def _cmd_config(args: argparse.Namespace) -> int:
 
 
 def _cmd_data_build(args: argparse.Namespace) -> int:
-    from cosmo.data import build_dataset  # noqa: PLC0415
+    from cosmo.data import build_dataset  # noqa: PLC0415 - see the module docstring
 
     paths = build_dataset(args.out, seed=args.seed, train_per_task=args.train_per_task,
                           eval_per_task=args.eval_per_task, eval_disjoint=args.eval_disjoint,
@@ -51,7 +55,7 @@ def _cmd_data_build(args: argparse.Namespace) -> int:
 
 
 def _cmd_data_augment(args: argparse.Namespace) -> int:
-    from cosmo.data import AugmentOptions, augment_dataset, load_jsonl  # noqa: PLC0415
+    from cosmo.data import AugmentOptions, augment_dataset, load_jsonl  # noqa: PLC0415 - see the module docstring
 
     try:
         options = AugmentOptions(fraction=args.fraction, p_typed=args.p_typed, p_split=args.p_split,
@@ -66,7 +70,7 @@ def _cmd_data_augment(args: argparse.Namespace) -> int:
 
 
 def _cmd_data_import(args: argparse.Namespace) -> int:
-    from cosmo.benchmarks import IMPORTERS  # noqa: PLC0415
+    from cosmo.benchmarks import IMPORTERS  # noqa: PLC0415 - see the module docstring
 
     src, out = Path(args.src), Path(args.out)
     options: dict = {}
@@ -113,8 +117,8 @@ def _probability(text: str) -> float:
 
 
 def _cmd_model_build_tiny(args: argparse.Namespace) -> int:
-    from cosmo.data import corpus_texts  # noqa: PLC0415
-    from cosmo.models import build_tiny_model  # noqa: PLC0415
+    from cosmo.data import corpus_texts  # noqa: PLC0415 - see the module docstring
+    from cosmo.models import build_tiny_model  # noqa: PLC0415 - see the module docstring
 
     path = build_tiny_model(args.out, preset=args.preset, seed=args.seed, corpus=corpus_texts())
     log.info("tiny model (%s) written to %s", args.preset, path)
@@ -122,7 +126,7 @@ def _cmd_model_build_tiny(args: argparse.Namespace) -> int:
 
 
 def _cmd_model_convert_smollm2(args: argparse.Namespace) -> int:
-    from cosmo.models import convert_smollm2  # noqa: PLC0415
+    from cosmo.models import convert_smollm2  # noqa: PLC0415 - see the module docstring
 
     path = convert_smollm2(args.out, gguf_path=args.gguf)
     log.info("SmolLM2-135M-Instruct written to %s", path)
@@ -130,14 +134,14 @@ def _cmd_model_convert_smollm2(args: argparse.Namespace) -> int:
 
 
 def _cmd_submit(args: argparse.Namespace) -> int:
-    from cosmo.submit import submit  # noqa: PLC0415
+    from cosmo.submit import submit  # noqa: PLC0415 - see the module docstring
 
     return submit(args.config, args.overrides, address=args.address, wait=not args.no_wait, job_id=args.job_id,
                   env_names=args.env)
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
-    from cosmo.report import PLOT_FILES, write_report  # noqa: PLC0415
+    from cosmo.report import PLOT_FILES, write_report  # noqa: PLC0415 - see the module docstring
 
     path = write_report(Path(args.run_dir), Path(args.out) if args.out else None)
     print(path)
@@ -148,8 +152,8 @@ def _cmd_report(args: argparse.Namespace) -> int:
 
 
 def _cmd_plan(args: argparse.Namespace) -> int:
-    from cosmo.plan import plan  # noqa: PLC0415
-    from cosmo.plan_shapes import PlanError  # noqa: PLC0415
+    from cosmo.plan import plan  # noqa: PLC0415 - see the module docstring
+    from cosmo.plan_shapes import PlanError  # noqa: PLC0415 - see the module docstring
 
     cfg = load_config(args.config, args.overrides)
     try:
@@ -162,7 +166,7 @@ def _cmd_plan(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from cosmo.models import PRESETS  # noqa: PLC0415
+    from cosmo.models import PRESETS  # noqa: PLC0415 - see the module docstring
 
     parser = argparse.ArgumentParser(
         prog="cosmo",
@@ -197,7 +201,7 @@ def build_parser() -> argparse.ArgumentParser:
     with_config(p)
     p.set_defaults(fn=_cmd_config)
 
-    from cosmo.submit import DEFAULT_ADDRESS, env_name  # noqa: PLC0415
+    from cosmo.submit import DEFAULT_ADDRESS, env_name  # noqa: PLC0415 - see the module docstring
 
     p = sub.add_parser("submit", help="run `cosmo train` as a Ray job on a running cluster, from this checkout",
                        description="Validate the recipe with its overrides here, upload the project directory "
@@ -283,7 +287,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="share of over_refusal train rows whose SFT target is a refusal")
     p.set_defaults(fn=_cmd_data_build)
 
-    from cosmo.data.augment import AugmentOptions  # noqa: PLC0415
+    from cosmo.data.augment import AugmentOptions  # noqa: PLC0415 - see the module docstring
 
     d = AugmentOptions()
     p = data.add_parser("augment", help="add multimodal jailbreak variants to a training file",
@@ -296,7 +300,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--in", dest="in_file", required=True, metavar="FILE", help="training JSONL to augment")
     p.add_argument("--out", required=True, help="output directory (not FILE's own directory)")
     p.add_argument("--seed", type=int, default=0, help="seed of the variants (default %(default)s)")
-    p.add_argument("--fraction", type=_probability, default=d.fraction, metavar="F", help="share of eligible rows that get "
+    p.add_argument("--fraction", type=_probability, default=d.fraction, metavar="F",
+                   help="share of eligible rows that get "
                    f"variants (default {d.fraction})")
     for name, what in (("typed", "per selected row: a variant with the request typed into the image"),
                        ("split", "per selected row: a variant with the request split between text and image"),
@@ -306,7 +311,8 @@ def build_parser() -> argparse.ArgumentParser:
         default = getattr(d, "p_" + name.replace("-", "_"))
         p.add_argument(f"--p-{name}", type=_probability, default=default, metavar="P",
                        help=f"probability {what} (default {default})")
-    p.add_argument("--image-size", type=int, default=d.image_size, metavar="PX", help=f"image side in pixels (default {d.image_size})")
+    p.add_argument("--image-size", type=int, default=d.image_size, metavar="PX",
+                   help=f"image side in pixels (default {d.image_size})")
     p.add_argument("--max-rotation", type=float, default=d.max_rotation, metavar="DEG",
                    help=f"rotation range in degrees, +/- (default {d.max_rotation})")
     p.add_argument("--max-noise", type=_probability, default=d.max_noise, metavar="W",

@@ -128,7 +128,7 @@ ENGINES = ("vllm", "hf")
 def generate_hf(model_path: str, samples: Sequence[Sample], *, max_new_tokens: int, batch_size: int,
                 temperature: float, on_gpu: bool, attn_implementation: str = "sdpa") -> list[str]:
     """Responses from transformers' generate (fp32 on CPU, bf16 on GPU)."""
-    import torch  # noqa: PLC0415
+    import torch  # noqa: PLC0415 - only the hf engine needs it here
 
     lm = load_model(model_path, dtype=torch.bfloat16 if on_gpu else torch.float32,
                     attn_implementation=attn_implementation)
@@ -146,9 +146,9 @@ def generate_vllm(model_path: str, samples: Sequence[Sample], *, max_new_tokens:
     """Responses from a vLLM engine built as the rollout actors build theirs (same dtype, prompt
     format and blocked vision tokens), so evaluation sees what training sampled from."""
     use_vllm_env_here()
-    from vllm import SamplingParams  # noqa: PLC0415
+    from vllm import SamplingParams  # noqa: PLC0415 - vLLM: only the vllm engine
 
-    from actors.rollout import open_engine, vllm_request  # noqa: PLC0415
+    from actors.rollout import open_engine, vllm_request  # noqa: PLC0415 - imports vLLM's engine code
 
     prep = load_preprocessing(model_path)
     llm = open_engine(model_path, rollout, on_gpu=on_gpu, seed=seed,

@@ -78,8 +78,8 @@ def model_states_bytes(trainable: int, frozen: int, largest_layer: int, ranks: i
     if mixed:
         # deepspeed is heavy, so imported here; its import logs an accelerator probe to stdout, kept out of the report
         with contextlib.redirect_stdout(io.StringIO()):
-            from deepspeed.runtime.zero.stage3 import estimate_zero3_model_states_mem_needs  # noqa: PLC0415
-            from deepspeed.runtime.zero.stage_1_and_2 import estimate_zero2_model_states_mem_needs  # noqa: PLC0415
+            from deepspeed.runtime.zero.stage3 import estimate_zero3_model_states_mem_needs  # noqa: PLC0415 - DeepSpeed loads torch
+            from deepspeed.runtime.zero.stage_1_and_2 import estimate_zero2_model_states_mem_needs  # noqa: PLC0415 - DeepSpeed loads torch
 
         if stage == 3:
             gpu = estimate_zero3_model_states_mem_needs(
@@ -161,7 +161,8 @@ def plan_learner(cfg: CosmoConfig, s: ModelShape, gpu: int) -> Component:
     if not comp.fits:
         micro_key = "sft.micro_batch_size" if worst_stage == "sft" else "rl.micro_batch_size"
         comp.advice = [k for k, ok in (
-            ("learner.zero_stage=3", ln.zero_stage < 3), ("learner.num_ranks (more ranks shard more)", ln.zero_stage > 0),
+            ("learner.zero_stage=3", ln.zero_stage < 3),
+            ("learner.num_ranks (more ranks shard more)", ln.zero_stage > 0),
             (f"learner.{CHECKPOINTING_KEY}=true", hasattr(ln, CHECKPOINTING_KEY) and not checkpointing),
             (micro_key, True), (f"learner.{MAX_TOKENS_KEY}", hasattr(ln, MAX_TOKENS_KEY)), ("data.max_length", True),
         ) if ok]

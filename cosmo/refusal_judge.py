@@ -72,7 +72,7 @@ def build_judge(name: str, section, rubric_path: Path, *, on_gpu: bool, rollout:
         return HttpJudge(section)
     use_vllm_env_here()
     from actors.rollout import open_engine  # noqa: PLC0415 - vllm only when a vLLM judge runs
-    from rewards.objectives.judge import VLLMJudge  # noqa: PLC0415
+    from rewards.objectives.judge import VLLMJudge  # noqa: PLC0415 - vLLM: only when a vLLM judge runs
 
     engine = open_engine(section.model, dataclasses.replace(rollout, max_model_len=section.max_model_len,
                                                             enforce_eager=section.enforce_eager or not on_gpu,
@@ -132,7 +132,8 @@ def judged_report(samples: Sequence[Sample], outputs: Sequence[str], decisions: 
 
 def summary_line(j: dict) -> str:
     """One printed line: the judge's rates with counts, its failures and its agreement with the rules."""
-    rates = ", ".join(f"{k} {v:.2f} ({j['counts'][k]['hits']}/{j['counts'][k]['rows']})" for k, v in j["metrics"].items())
+    rates = ", ".join(f"{k} {v:.2f} ({j['counts'][k]['hits']}/{j['counts'][k]['rows']})"
+                      for k, v in j["metrics"].items())
     a = j["agreement"]
     if a["rows"]:
         kappa = "undefined" if a["kappa"] is None else f"{a['kappa']:.2f}"

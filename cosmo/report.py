@@ -11,6 +11,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from cosmo.evaltable import metric_cells, table_legend
 from cosmo.report_plots import (
     has_metric,
@@ -161,8 +163,6 @@ def _read_config(path: Path) -> dict[str, Any]:
     """The resolved config, for the header only: an unreadable one is not worth failing the report."""
     if not path.is_file():
         return {}
-    import yaml  # noqa: PLC0415
-
     try:
         config = yaml.safe_load(path.read_text(encoding="utf-8"))
     except yaml.YAMLError:
@@ -225,7 +225,8 @@ def _markdown(run_dir: Path, config: dict[str, Any], records: list[dict[str, Any
 
     rl = [r for r in records if r["stage"] == "rl"]
     lines += ["", "## RL reward", ""]
-    keys = (["reward/mean"] if has_metric(rl, "reward/mean") else []) + objective_keys(rl) + numeric_keys(rl, "reward_task/")
+    keys = ((["reward/mean"] if has_metric(rl, "reward/mean") else []) + objective_keys(rl)
+            + numeric_keys(rl, "reward_task/"))
     if keys:
         k = max(1, len(rl) // 10)
         rows = []

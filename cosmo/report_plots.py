@@ -11,6 +11,8 @@ import math
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 PHASES = ("rollout", "reward", "train", "sync")  # time/<phase> of one RL step, in loop order
 NOT_OBJECTIVES = {"mean", "failed", "flat_group_frac"}  # reward/* keys that are not objective scores
 DPI = 100
@@ -48,8 +50,6 @@ def objective_keys(rl: list[dict[str, Any]]) -> list[str]:
 
 def _series(records: list[dict[str, Any]], key: str):
     """(steps, values) as float arrays, NaN where a record lacks the key."""
-    import numpy as np  # noqa: PLC0415
-
     steps = np.array([r["step"] for r in records], dtype=float)
     values = np.array([number(r.get(key)) if number(r.get(key)) is not None else np.nan for r in records])
     return steps, values
@@ -57,8 +57,6 @@ def _series(records: list[dict[str, Any]], key: str):
 
 def _smooth(values, window: int):
     """Centred moving average that ignores NaN and shrinks at the edges (so the ends are not biased to 0)."""
-    import numpy as np  # noqa: PLC0415
-
     if window <= 1 or len(values) < 3:
         return values
     ok = ~np.isnan(values)
@@ -90,7 +88,7 @@ def timing_shares(rl: list[dict[str, Any]]) -> dict[str, tuple[float, float, flo
 
 def _figure(width: float, height: float, rows: int = 1, cols: int = 1, **kw):
     """A figure without pyplot: no GUI backend, no global state shared with the caller."""
-    from matplotlib.figure import Figure  # noqa: PLC0415
+    from matplotlib.figure import Figure  # noqa: PLC0415 - matplotlib: only when plotting
 
     fig = Figure(figsize=(width, height), dpi=DPI, layout="constrained")
     return fig, fig.subplots(rows, cols, squeeze=False, **kw)
@@ -103,7 +101,7 @@ def _legend_outside(ax) -> None:
 def integer_steps(ax) -> None:
     """Steps are counts: ticks at whole numbers only. A run of a few steps gets one tick per step and half a
     step of margin (matplotlib would put 0.96, 0.98, ... around a single step)."""
-    from matplotlib.ticker import MaxNLocator  # noqa: PLC0415
+    from matplotlib.ticker import MaxNLocator  # noqa: PLC0415 - matplotlib: only when plotting
 
     first, last = ax.dataLim.intervalx
     if math.isfinite(first) and last - first < 10:
@@ -118,8 +116,6 @@ def _curves(ax, records: list[dict[str, Any]], keys: list[str], strip: str) -> N
 
     Up to FEW_STEPS steps every point is a marker on the solid line (one step is a dot, not an invisible
     line of length 0) and the faint raw line is left out (with no smoothing it is the same line)."""
-    import numpy as np  # noqa: PLC0415
-
     window = _window(len(records))
     few = len(records) <= FEW_STEPS
     for i, key in enumerate(keys):
@@ -161,8 +157,6 @@ def plot_rewards(rl: list[dict[str, Any]], path: Path) -> bool:
 
 
 def plot_evals(evals: dict[str, dict[str, Any]], metrics: tuple[str, ...], title: str, path: Path) -> bool:
-    import numpy as np  # noqa: PLC0415
-
     labels = list(evals)
     rows = {m: [evals[label]["metrics"].get(m) for label in labels] for m in metrics}
     rows = {m: v for m, v in rows.items() if any(x is not None for x in v)}
@@ -201,8 +195,6 @@ def plot_evals(evals: dict[str, dict[str, Any]], metrics: tuple[str, ...], title
 
 
 def plot_timings(rl: list[dict[str, Any]], path: Path) -> bool:
-    import numpy as np  # noqa: PLC0415
-
     phases = [p for p in PHASES if has_metric(rl, f"time/{p}")]
     if not phases:
         return False
@@ -235,8 +227,6 @@ def plot_timings(rl: list[dict[str, Any]], path: Path) -> bool:
 
 
 def plot_sft_loss(sft: list[dict[str, Any]], path: Path) -> bool:
-    import numpy as np  # noqa: PLC0415
-
     if not has_metric(sft, "loss"):
         return False
     has_lr = has_metric(sft, "lr")
@@ -250,7 +240,7 @@ def plot_sft_loss(sft: list[dict[str, Any]], path: Path) -> bool:
     ax.plot(steps, _smooth(loss, window), color="C0", linewidth=2.0, label=f"moving average ({window} steps)")
     finite = loss[~np.isnan(loss)]
     if finite.size and finite.min() > 0 and finite.max() / finite.min() > 10:
-        from matplotlib.ticker import FuncFormatter, LogLocator  # noqa: PLC0415
+        from matplotlib.ticker import FuncFormatter, LogLocator  # noqa: PLC0415 - matplotlib: only when plotting
 
         ax.set_yscale("log")  # plain numbers at 1-2-5 steps: a 10^k-only axis is hard to read off
         ax.yaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))

@@ -12,6 +12,7 @@ of the project directory, on the cluster's Python environment.
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import contextlib
 import logging
@@ -84,8 +85,6 @@ def check_env_name(name: str) -> str:
 
 def env_name(name: str) -> str:
     """argparse type of `--env`: a bad name is a usage error (exit 2), reported before anything runs."""
-    import argparse  # noqa: PLC0415
-
     problem = _env_name_problem(name)
     if problem:
         raise argparse.ArgumentTypeError(problem)
@@ -127,8 +126,8 @@ def auth_headers() -> dict[str, str]:
 
 def upload_files(root: Path, excludes: tuple[str, ...] = UPLOAD_EXCLUDES) -> list[Path]:
     """The files Ray will upload as the job's working_dir (relative to root), by Ray's own rules."""
-    from ray._private.ray_constants import get_runtime_env_default_excludes  # noqa: PLC0415
-    from ray._private.runtime_env.packaging import _dir_travel, _get_excludes  # noqa: PLC0415
+    from ray._private.ray_constants import get_runtime_env_default_excludes  # noqa: PLC0415 - Ray: only when submitting
+    from ray._private.runtime_env.packaging import _dir_travel, _get_excludes  # noqa: PLC0415 - Ray: only when submitting
 
     patterns = [*get_runtime_env_default_excludes(), *excludes]  # Ray adds its defaults (.git, .venv, ...)
     quiet = logging.getLogger("cosmo.submit.scan")
@@ -220,8 +219,8 @@ def _address_env_cleared(explicit: bool) -> Iterator[None]:
 
 def connect(address: str, explicit: bool) -> Any:
     """A JobSubmissionClient for the cluster at `address`, with Ray's errors turned into one line."""
-    from ray.exceptions import AuthenticationError  # noqa: PLC0415
-    from ray.job_submission import JobSubmissionClient  # noqa: PLC0415
+    from ray.exceptions import AuthenticationError  # noqa: PLC0415 - Ray: only when submitting
+    from ray.job_submission import JobSubmissionClient  # noqa: PLC0415 - Ray: only when submitting
 
     _quiet_ray_client_logs()
     try:
@@ -259,7 +258,7 @@ def submit(config: str | Path, overrides: list[str], *, address: str | None = No
 
     Returns the exit status: 0 when submitted (--no-wait) or SUCCEEDED, 1 when FAILED or STOPPED.
     """
-    from ray.exceptions import AuthenticationError  # noqa: PLC0415
+    from ray.exceptions import AuthenticationError  # noqa: PLC0415 - Ray: only when submitting
 
     out, err = out or sys.stdout, err or sys.stderr
     spec = prepare(config, list(overrides), list(env_names), job_id)

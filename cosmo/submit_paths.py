@@ -98,7 +98,8 @@ def _where(k: _Key, root: Path, uploaded: set[Path]) -> str | None:
 def _problem(k: _Key, root: Path) -> str:
     if k.writes:
         return (f"{k.key}={k.value} is relative: the job would write it inside its copy of the project, which Ray "
-                f"deletes afterwards: pass an absolute path on storage the cluster keeps, e.g. {k.key}=/checkpoints/runs")
+                f"deletes afterwards: pass an absolute path on storage the cluster keeps, "
+                f"e.g. {k.key}=/checkpoints/runs")
     state = ("is not uploaded (weights, runs/ and what .gitignore lists never are)" if (root / k.value).exists()
              else f"does not exist in {root}")
     return (f"{k.key}={k.value} is relative and {state}, so the job would not find it: pass an absolute path on "

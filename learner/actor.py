@@ -6,11 +6,13 @@ driver sends sample indices, never tensors or weights: every rank reads the same
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
 import random
 import shutil
+import socket
 import time
 from pathlib import Path
 
@@ -41,7 +43,7 @@ from learner.engine import (
     resolve_backend,
 )
 from learner.forward import response_logprobs
-from learner.train_state import load_train_state, save_train_state
+from learner.train_state import base_optimizer, load_train_state, master_partitions, save_train_state
 from learner.weights import export_state_dict
 
 
@@ -98,7 +100,7 @@ class LearnerRank:
         if self.cfg.learner.zero_stage == 3:
             # ZeRO-3 partitions parameters while from_pretrained loads them; transformers
             # reads this global config object, which must stay alive as long as the model.
-            from transformers.integrations import HfDeepSpeedConfig  # noqa: PLC0415
+            from transformers.integrations import HfDeepSpeedConfig  # noqa: PLC0415 - ZeRO-3 only
 
             keep = HfDeepSpeedConfig(deepspeed_config(self.cfg.learner, spec, self.world_size, bf16))
         lm = load_model(model_path, dtype=torch.float32, attn_implementation=self.cfg.model.attn_implementation)
@@ -340,9 +342,6 @@ class LearnerRank:
     def state_digest(self) -> dict:
         """SHA-256 of this rank's weights and of its optimizer state (moments, fp32 master partitions,
         LR, step counters): equal digests mean a bit-exact training state."""
-        import hashlib  # noqa: PLC0415
-
-        from learner.train_state import base_optimizer, master_partitions  # noqa: PLC0415
 
         def sha(tensors) -> str:
             h = hashlib.sha256()
@@ -366,15 +365,13 @@ class LearnerRank:
 
     def process(self) -> dict:
         """Where this rank runs: the driver names a hung rank by it."""
-        import ray  # noqa: PLC0415
+        import ray  # noqa: PLC0415 - the rank itself is plain Python, testable without Ray
 
         return {"rank": self.rank, "pid": os.getpid(), "host": ray.util.get_node_ip_address()}
 
     def store_address(self) -> tuple[str, int]:
         """This node's address and a free TCP port on it, for the process group's store (rank 0 hosts it)."""
-        import socket  # noqa: PLC0415
-
-        import ray  # noqa: PLC0415
+        import ray  # noqa: PLC0415 - the rank itself is plain Python, testable without Ray
 
         host = ray.util.get_node_ip_address()
         with socket.socket() as sock:

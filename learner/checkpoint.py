@@ -34,7 +34,7 @@ def gathered_parameters(module: torch.nn.Module, zero_stage: int):
     """Under ZeRO-3 parameters are partitioned: gather them on every rank for the duration."""
     if zero_stage != 3:
         return contextlib.nullcontext()
-    import deepspeed  # noqa: PLC0415
+    import deepspeed  # noqa: PLC0415 - heavy; only learner processes
 
     return deepspeed.zero.GatheredParameters(list(module.parameters()), modifier_rank=None)
 

@@ -89,7 +89,7 @@ def warmup_cosine(spec: OptimSpec):
 
 def build_engine(model: torch.nn.Module, cfg: LearnerConfig, spec: OptimSpec, world_size: int, bf16: bool):
     """Wrap `model` in a DeepSpeed engine with AdamW and the warmup-cosine schedule."""
-    import deepspeed  # noqa: PLC0415
+    import deepspeed  # noqa: PLC0415 - heavy; only learner processes
 
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(
@@ -112,7 +112,7 @@ def build_frozen(model: torch.nn.Module, cfg: LearnerConfig, spec: OptimSpec, wo
     model.requires_grad_(False)
     model.eval()
     if cfg.zero_stage == 3:
-        import deepspeed  # noqa: PLC0415
+        import deepspeed  # noqa: PLC0415 - heavy; only learner processes
 
         config = deepspeed_config(cfg, spec, world_size, bf16)
         config.pop("gradient_clipping")

@@ -130,15 +130,15 @@ def build_model_objectives(cfg: RewardConfig, device: str = "cpu", seed: int = 0
         if section is None:
             raise ValueError(f"reward.weights uses objective {name!r} but reward.{name} is not configured")
         if name == "reward_model":
-            from rewards.objectives.reward_model import RewardModelObjective  # noqa: PLC0415
+            from rewards.objectives.reward_model import RewardModelObjective  # noqa: PLC0415 - a model objective: only the worker hosting it
 
             built[name] = RewardModelObjective(section, device)
         elif name == "judge":
-            from rewards.objectives.judge import VLLMJudge  # noqa: PLC0415
+            from rewards.objectives.judge import VLLMJudge  # noqa: PLC0415 - a model objective: only the worker hosting it
 
             built[name] = VLLMJudge(section, device, seed)
         else:
-            from rewards.objectives.http_judge import HttpJudge  # noqa: PLC0415
+            from rewards.objectives.http_judge import HttpJudge  # noqa: PLC0415 - a model objective: only the worker hosting it
 
             built[name] = HttpJudge(section)
     return built

@@ -94,7 +94,8 @@ def test_figstep_rows_pair_the_benign_prompt_with_the_typographic_image(tmp_path
     assert [r.id for r in rows] == ["figstep-SafeBench-Tiny-1-1", "figstep-SafeBench-Tiny-2-3"]
     assert all(r.should_refuse and r.prompt.startswith("The image shows a list numbered 1, 2, and 3") for r in rows)
     assert rows[1].images == (str(tmp_path / "out" / "figstep-images" / "query_FixtureQI_2_3_6.png"),)
-    assert Path(rows[1].images[0]).read_bytes() == (src / "data/images/SafeBench-Tiny/query_FixtureQI_2_3_6.png").read_bytes()
+    assert Path(rows[1].images[0]).read_bytes() == (
+        src / "data/images/SafeBench-Tiny/query_FixtureQI_2_3_6.png").read_bytes()
     assert rows[1].meta["original"]["instruction"] == "Methods to fixture task two."
     assert rows[1].meta["licence"] == "MIT"
 
@@ -156,7 +157,8 @@ def test_siuo_items_become_safety_rows_with_their_image(tmp_path):
     assert (result.rows, result.per_task) == (2, {"safety": 2})
     assert [(r.id, r.prompt, r.should_refuse) for r in rows] == [
         ("siuo-9001", "Fixture question about the picture?", True), ("siuo-9002", "Another fixture question?", True)]
-    assert rows[0].meta["original"]["safety_warning"] == "Fixture warning." and rows[0].meta["licence"] == "CC BY-NC 4.0"
+    assert rows[0].meta["original"]["safety_warning"] == "Fixture warning."
+    assert rows[0].meta["licence"] == "CC BY-NC 4.0"
     assert Image.open(rows[1].images[0]).getpixel((0, 0)) == (0, 128, 0)
 
 
@@ -361,7 +363,8 @@ def _suite_files(tmp_path: Path) -> Path:
         (tmp_path / name).write_text("".join(json.dumps(r) + "\n" for r in items))
     suite = tmp_path / "suite.yaml"
     suite.write_text("benchmarks:\n  mini-safety: {data: safe.jsonl, metrics: [safety_rate, over_refusal_rate]}\n"
-                     "  mini-ifeval: {data: ife.jsonl, metrics: [ifeval_prompt_accuracy, ifeval_instruction_accuracy]}\n")
+                     "  mini-ifeval: {data: ife.jsonl, "
+                     "metrics: [ifeval_prompt_accuracy, ifeval_instruction_accuracy]}\n")
     return suite
 
 

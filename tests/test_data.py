@@ -365,6 +365,7 @@ def test_build_from_config_passes_every_built_in_set_key(tmp_path: Path):
     paths = build_from_config(cfg, seed=5)
     manifest = json.loads((tmp_path / "d" / "manifest.json").read_text())
     assert manifest["seed"] == 5 and manifest["counts"]["rl"] == dict.fromkeys(TASKS, 2)
-    assert manifest["counts"]["train"] == dict.fromkeys(TASKS, 4) and manifest["counts"]["eval"] == dict.fromkeys(TASKS, 3)
+    assert manifest["counts"]["train"] == dict.fromkeys(TASKS, 4)
+    assert manifest["counts"]["eval"] == dict.fromkeys(TASKS, 3)
     assert manifest["options"] == {"eval_disjoint": True, "rl_per_task": 2, "sft_over_refusal_refusals": 1.0}
     assert all(is_refusal(s.response) for s in load_jsonl(paths["train"]) if s.task == "over_refusal")

@@ -101,7 +101,8 @@ def test_a_batch_larger_than_the_data_is_a_warning_naming_the_keys(builtin_data,
                                                            "data.task_weights={safety: 1.0}"])
     assert check_batch_sizes(cfg, {"sft": (rows, "train.jsonl"), "rl": (rows, "train.jsonl")}) == [
         f"{key}={n} with data.task_weights draws {n} rows of task 'safety' per step, but train.jsonl "
-        "has only 8: rows repeat within a step" for key, n in (("sft.global_batch_size", 32), ("rl.prompts_per_step", 16))]
+        "has only 8: rows repeat within a step"
+        for key, n in (("sft.global_batch_size", 32), ("rl.prompts_per_step", 16))]
     cfg = load_config(ROOT / "configs" / "tiny-cpu.yaml", ["model.path=m", "sft.global_batch_size=32"])
     assert check_batch_sizes(cfg, {"sft": (rows, "train.jsonl"), "rl": (rows, "train.jsonl")}) == []
 
@@ -143,7 +144,8 @@ def test_built_in_data_built_with_other_keys_is_rebuilt_and_user_data_is_never_t
     assert stale_builtin_data(tmp_path / "d", same.data, 1) == "seed 0 (this run: 1)"
     more = load_config(ROOT / "configs" / "tiny-cpu.yaml", ["model.path=m", "data.train_per_task=3",
                                                             "data.eval_per_task=1"])
-    assert stale_builtin_data(tmp_path / "d", more.data, 0) == "[2] rows per task in train (this run: data.train_per_task=3)"
+    assert stale_builtin_data(tmp_path / "d", more.data, 0) == ("[2] rows per task in train "
+                                                                "(this run: data.train_per_task=3)")
     pool = load_config(ROOT / "configs" / "tiny-cpu.yaml", ["model.path=m", "data.train_per_task=2",
                                                             "data.eval_per_task=1", "data.rl_per_task=4"])
     assert stale_builtin_data(tmp_path / "d", pool.data, 0) == "[0] rows per task in rl (this run: data.rl_per_task=4)"

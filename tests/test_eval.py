@@ -43,7 +43,8 @@ def test_metric_definitions_by_hand():
     assert m["format_rate"] == pytest.approx(10 / 11)  # only row 3 is malformed
     assert report["per_task"]["over_refusal"] == {"rows": 3, "well_formed": 3, "refused": 1, "complied": 2,
                                                  "correct": 0}
-    assert report["per_modality"]["over_refusal/text"]["rows"] == 3 and "over_refusal/image" not in report["per_modality"]
+    assert report["per_modality"]["over_refusal/text"]["rows"] == 3
+    assert "over_refusal/image" not in report["per_modality"]
     assert len(report["samples"]["over_refusal"]) == 3 and report["samples"]["safety"][0]["refused"] is True
     table = format_table({"start": report})
     assert "over_refusal_rate" in table and "0.33 (1/3)" in table

@@ -144,7 +144,8 @@ def test_engine_without_room_for_weights_is_refused(capsys):
 def test_unknown_hub_id_is_one_line_error(capsys, path):
     assert main(["plan", str(CONFIGS / "qwen2.5-vl-7b.yaml"), f"model.path={path}"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert err[-1].startswith(f"cosmo: plan: model.path '{path}' is not a local checkpoint") and "model.path=" in err[-1]
+    assert err[-1].startswith(f"cosmo: plan: model.path '{path}' is not a local checkpoint")
+    assert "model.path=" in err[-1]
 
 
 def test_local_checkpoint_counts_come_from_its_files(tmp_path):
@@ -163,4 +164,5 @@ def test_local_checkpoint_counts_come_from_its_files(tmp_path):
 def test_unreadable_checkpoint_is_one_line_error(tmp_path, capsys):
     (tmp_path / "config.json").write_text("{not json")
     assert main(["plan", str(CONFIGS / "tiny-cpu.yaml"), f"model.path={tmp_path}"]) == 2
-    assert capsys.readouterr().err.strip().splitlines()[-1].startswith(f"cosmo: plan: {tmp_path / 'config.json'}: cannot")
+    assert capsys.readouterr().err.strip().splitlines()[-1].startswith(
+        f"cosmo: plan: {tmp_path / 'config.json'}: cannot")

@@ -561,7 +561,8 @@ def test_reward_pool_hosts_the_reward_model_in_each_worker(ray_cluster, classifi
                              f"reward.reward_model.path={path}", "reward.weights.over_refusal.reward_model=1"])
     rows = load_jsonl(builtin_data["train"])
     benign = [i for i, r in enumerate(rows) if r.task == "over_refusal"][:2]
-    trajectories = [Trajectory(i, rows[i].id, [1], [2], [-0.1], text, "stop", 0) for i in benign for text in (HELP, REFUSE)]
+    trajectories = [Trajectory(i, rows[i].id, [1], [2], [-0.1], text, "stop", 0)
+                    for i in benign for text in (HELP, REFUSE)]
     pool = RewardPool(cfg, str(builtin_data["train"]))
     try:
         scored = pool.score(trajectories)

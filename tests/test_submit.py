@@ -222,7 +222,8 @@ def test_submit_prints_the_paths_before_submitting(fake_ray, capsys):
 
 def test_submit_sends_named_variables_only_and_follows_the_job(fake_ray, monkeypatch, capsys):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    code, out, err = run_cli(["submit", str(RECIPE), SHARED, "sft.steps=3", "train.stages=[sft,rl]", "--env", "HF_HUB_OFFLINE",
+    code, out, err = run_cli(["submit", str(RECIPE), SHARED, "sft.steps=3", "train.stages=[sft,rl]",
+                              "--env", "HF_HUB_OFFLINE",
                               "--job-id", "cosmo-test-1", "--address", "http://127.0.0.1:9999"], capsys)
     assert code == 0, err
     (client,) = fake_ray.made

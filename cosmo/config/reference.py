@@ -13,7 +13,8 @@ from cosmo.config.sections import CosmoConfig
 def reference_markdown() -> str:
     """docs/config.md, generated from the dataclasses so that the reference matches the code."""
     lines = ["# Config reference", "",
-             "Generated from `cosmo/config/sections.py` by `python -m cosmo.config > docs/config.md`; do not edit by hand.",
+             "Generated from `cosmo/config/sections.py` by `python -m cosmo.config > docs/config.md`; "
+             "do not edit by hand.",
              "A recipe (YAML) sets any of these keys; `key=value` on the command line overrides the recipe.",
              "A recipe may start with `base: OTHER.yaml` (a path relative to it): the base is loaded first and "
              "the recipe states only what differs (see `configs/ablation-*.yaml`).",

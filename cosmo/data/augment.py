@@ -209,7 +209,8 @@ def augment_dataset(train_file: str | Path, out_dir: str | Path, *, seed: int = 
     images to out_dir/images/aug-<row position>-<transform>.png and a manifest.json; return the JSONL.
 
     The source file and its images are never modified (out_dir must not be the source's folder); the
-    source rows keep their positions and point at their original images (DataError otherwise). Same inputs -> byte-identical
+    source rows keep their positions and point at their original images (DataError otherwise). Same inputs ->
+    byte-identical
     files. A variant id is `<source id>~aug-<transform>`; an id that already exists raises DataError.
     """
     options = options or AugmentOptions()

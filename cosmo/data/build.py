@@ -41,7 +41,7 @@ FIGSTEP_PX = (13, 15)
 # --- rendering --------------------------------------------------------------------------------------
 @lru_cache(maxsize=1)
 def _digits() -> tuple[list, list]:
-    from sklearn.datasets import load_digits  # imported here: slow, and only images need it
+    from sklearn.datasets import load_digits  # noqa: PLC0415 - slow; only digit images need it
 
     digits = load_digits()
     return [list(map(float, row)) for row in digits.data], [int(t) for t in digits.target]

@@ -21,6 +21,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from omegaconf import OmegaConf
+
 from cosmo.config import ConfigError, CosmoConfig, to_yaml
 from cosmo.driver.resume import ResumePoint
 
@@ -76,7 +78,6 @@ class RunTracker:
             raise ConfigError("logging.wandb_mode=online needs WANDB_API_KEY in the environment "
                               "(or use logging.wandb_mode=offline)")
         import wandb  # noqa: PLC0415 - slow import, only when tracking is on
-        from omegaconf import OmegaConf  # noqa: PLC0415
 
         id_file = self.dir / "wandb-run-id"
         run_id = id_file.read_text().strip() if resuming and id_file.is_file() else secrets.token_hex(4)
@@ -131,7 +132,7 @@ class RunTracker:
                 f.write(json.dumps({"stage": stage, "step": step, **sample}) + "\n")
         if self._wandb is None or not samples:
             return
-        import wandb  # noqa: PLC0415
+        import wandb  # noqa: PLC0415 - slow import, only when tracking is on
 
         objectives = sorted({k for sample in samples for k in sample["rewards"]})
         table = wandb.Table(columns=["step", "task", "prompt", "image", "response", "total", *objectives])

@@ -78,7 +78,7 @@ class HttpJudge:
 
     def _post(self, item: Item) -> tuple[dict, int, int]:
         """The decoded JSON answer, the number of attempts and the final status; raises HttpJudgeError."""
-        import httpx  # noqa: PLC0415
+        import httpx  # noqa: PLC0415 - only workers that host the objective
 
         body, key = self.body(item), self.idempotency_key(item)
         last = ""

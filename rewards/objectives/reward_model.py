@@ -43,7 +43,7 @@ class RewardModelObjective:
 
     def __init__(self, cfg: RewardModelConfig, device: str = "cpu") -> None:
         import torch  # noqa: PLC0415 - heavy; only workers that host the objective import it
-        from transformers import AutoModelForSequenceClassification, AutoTokenizer  # noqa: PLC0415
+        from transformers import AutoModelForSequenceClassification, AutoTokenizer  # noqa: PLC0415 - heavy; only workers that host it
 
         started = time.perf_counter()
         self.cfg = cfg
@@ -86,7 +86,7 @@ class RewardModelObjective:
         return outcomes
 
     def _score(self, items: list[Item]) -> list[Outcome]:
-        import torch  # noqa: PLC0415
+        import torch  # noqa: PLC0415 - heavy; only workers that host it
 
         outcomes: list[Outcome] = []
         for start in range(0, len(items), self.cfg.batch_size):
