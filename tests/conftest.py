@@ -76,3 +76,14 @@ def vllm_greedy():
         return result
 
     return run
+
+
+def end_process_group() -> None:
+    """End an in-process learner rank's torch.distributed group, and forget DeepSpeed's clone of it
+    (deepspeed.utils.groups caches the world group; a later in-process rank would get the dead one)."""
+    import torch.distributed as dist
+    from deepspeed.utils import groups
+
+    if dist.is_initialized():
+        dist.destroy_process_group()
+    groups._WORLD_GROUP = None

@@ -133,7 +133,7 @@ def test_a_report_is_reused_only_for_the_model_it_describes(tmp_path):
     assert reusable_report(tmp_path / "missing.json", str(step3), "x") is None
 
 
-def test_built_in_data_built_with_other_keys_is_rebuilt_and_user_data_is_never_touched(tmp_path):
+def test_built_in_data_built_with_other_keys_is_named_and_user_data_is_never_touched(tmp_path):
     from cosmo.data import build_dataset
     from cosmo.driver.assets import stale_builtin_data
 

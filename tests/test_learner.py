@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import end_process_group
 
 from cosmo.config import load_config
 from cosmo.data import load_images, load_jsonl
@@ -109,7 +110,6 @@ def test_checkpoint_reloads_to_the_same_logits(tiny_model, builtin_data, tmp_pat
     """Single rank in this process: the saved HF checkpoint reproduces the trained module's logits."""
     if "COSMO_LOOPBACK" not in os.environ:
         pytest.fail("torch.distributed tests must run through deploy/loopback.sh (as `make test` does)")
-    import torch.distributed as dist
 
     from learner.actor import LearnerRank
     from learner.checkpoint import verify_checkpoint
@@ -133,8 +133,7 @@ def test_checkpoint_reloads_to_the_same_logits(tiny_model, builtin_data, tmp_pat
             expected = trained(**inputs).logits
             got = reloaded.model(**inputs).logits
     finally:
-        if dist.is_initialized():
-            dist.destroy_process_group()
+        end_process_group()
     assert verify_checkpoint(Path(out)) is None
     assert torch.allclose(expected, got, atol=1e-5), (expected - got).abs().max()
     # and training changed the model: the start checkpoint gives different logits

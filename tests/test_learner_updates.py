@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import end_process_group
 
 from cosmo.config import load_config
 from learner.engine import OptimSpec
@@ -28,7 +29,6 @@ def _items(n: int) -> list[dict]:
 def rank(tiny_model, builtin_data, tmp_path):
     if "COSMO_LOOPBACK" not in os.environ:
         pytest.fail("torch.distributed tests must run through deploy/loopback.sh (as `make test` does)")
-    import torch.distributed as dist
 
     from learner.actor import LearnerRank
 
@@ -45,8 +45,7 @@ def rank(tiny_model, builtin_data, tmp_path):
         r.setup(f"file://{tmp_path}/store", str(tiny_model), str(builtin_data["train"]), spec, threads=2)
         yield r
     finally:
-        if dist.is_initialized():
-            dist.destroy_process_group()
+        end_process_group()
 
 
 @pytest.mark.slow

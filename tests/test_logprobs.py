@@ -35,10 +35,12 @@ def batch(tiny_model, builtin_data):
     return lm.model, enc, labels
 
 
-# fp32: the LM head on [N, H] instead of [B, L, H] rounds differently, and the tied embedding's
-# gradient sums many positions: equal to 1e-6 absolute plus a few ulp relative (1e-5). fp64 shows
-# the two computations are the same function: equal to 1e-12.
+# fp32: the LM head on [N, H] instead of [B, L, H] rounds differently: log-probs equal to 1e-6 absolute,
+# entropies to a few ulp relative (1e-5). Gradients sum many positions (the tied embedding's), and
+# their summation order follows torch's thread count: 1.8e-6 was seen on one entry of 262,144 in the
+# full suite, so gradients get 5e-6 absolute. fp64 shows the two computations are the same function.
 TOLERANCES = {torch.float32: (1e-6, 1e-5), torch.float64: (1e-12, 1e-10)}
+GRAD_ATOL = {torch.float32: 5e-6, torch.float64: 1e-12}
 
 
 @pytest.mark.parametrize(("chunk", "dtype"), [(1, torch.float32), (7, torch.float32),
@@ -67,7 +69,8 @@ def test_chunked_logprobs_entropy_and_gradient_equal_full_logits(batch, chunk, d
     assert not got_ent.requires_grad
     assert got_grad.keys() == want_grad.keys() and len(got_grad) > 0
     for name, grad in want_grad.items():
-        torch.testing.assert_close(got_grad[name], grad, atol=atol, rtol=rtol, msg=lambda m, name=name: f"{name}: {m}")
+        torch.testing.assert_close(got_grad[name], grad, atol=GRAD_ATOL[dtype], rtol=rtol,
+                                   msg=lambda m, name=name: f"{name}: {m}")
 
 
 def test_chunks_keep_no_logits_for_backward():

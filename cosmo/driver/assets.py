@@ -64,21 +64,25 @@ def stale_builtin_data(data_dir: Path, data: DataConfig, seed: int) -> str | Non
 
 def prepare_data(cfg: CosmoConfig) -> tuple[str, str, str]:
     """The training, RL and eval files, built when the recipe asks for the built-in data and it is
-    missing (or was built with other data keys), then every row read and validated; the batch sizes
-    checked against what they draw from.
+    missing (built-in data made with other data keys is used as it is, with a warning), then every row
+    read and validated; the batch sizes checked against what they draw from.
 
     With `data.augment` the training and RL files are augmented copies (cosmo.data.augment), built once
     per content hash under `data.augment_dir` and reused by reruns; the eval file is never augmented."""
     data_dir = Path(cfg.data.dir)
     train_file, eval_file = data_dir / cfg.data.train_file, data_dir / cfg.data.eval_file
-    stale = stale_builtin_data(data_dir, cfg.data, cfg.seed) if cfg.data.build_if_missing else None
-    if not train_file.is_file() or stale:
+    if not train_file.is_file():
         if not cfg.data.build_if_missing:
             raise FileNotFoundError(f"data.dir: {train_file} does not exist (data.build_if_missing=false)")
-        log.info("building the built-in multitask dataset in %s%s", data_dir, f" (it had {stale})" if stale else "")
+        log.info("building the built-in multitask dataset in %s", data_dir)
         started = time.perf_counter()
         build_from_config(cfg.data, cfg.seed)
         log.info("dataset built in %.1f s", time.perf_counter() - started)
+    else:
+        stale = stale_builtin_data(data_dir, cfg.data, cfg.seed)
+        if stale:  # never rebuilt in place: the folder may be shared, or built on purpose with other keys
+            log.warning("data.dir %s holds built-in data made with %s; it is used as it is (remove the folder, or "
+                        "point data.dir elsewhere, to build it with this run's keys)", data_dir, stale)
     rl_file = data_dir / "rl.jsonl" if cfg.data.rl_per_task else train_file
     if cfg.data.augment:
         started = time.perf_counter()
