@@ -40,8 +40,8 @@ def records(run: Path) -> list[dict]:
 
 def eval_metrics(run: Path) -> dict[str, dict]:
     """Each eval report's metrics and counts, by label."""
-    return {p.stem: {"metrics": json.loads(p.read_text())["metrics"], "counts": json.loads(p.read_text())["counts"]}
-            for p in sorted((run / "eval").glob("*.json"))}
+    reports = {p.stem: json.loads(p.read_text()) for p in sorted((run / "eval").glob("*.json"))}
+    return {label: {"metrics": r["metrics"], "counts": r["counts"]} for label, r in reports.items()}
 
 
 def differences(a: Path, b: Path) -> list[str]:
