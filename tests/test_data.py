@@ -350,6 +350,29 @@ def test_over_cautious_sft_mix_refuses_half_the_benign_rows_and_nothing_else_cha
         assert [Path(i).read_bytes() for i in after.images] == [Path(i).read_bytes() for i in before.images]
 
 
+def test_sft_frames_reword_the_share_of_text_rows_and_nothing_else(built, tmp_path: Path):
+    reworded = build_dataset(tmp_path, seed=3, train_per_task=TRAIN_N, eval_per_task=EVAL_N, sft_frames=1.0)
+    default, framed = load_jsonl(built["train"]), load_jsonl(reworded["train"])
+    wrappers = [f.split("{q}") for f in banks.SFT_FRAMES]
+    for before, after in zip(default, framed, strict=True):
+        if before.images:  # image rows keep their prompt and picture
+            assert after.prompt == before.prompt
+            continue
+        # every text-only row is its old prompt inside one SFT frame
+        assert any(after.prompt == head + before.prompt + tail for head, tail in wrappers), after.prompt
+        assert (after.id, after.response, after.answer, after.constraints) == (
+            before.id, before.response, before.answer, before.constraints)
+    assert reworded["eval"].read_bytes() == built["eval"].read_bytes()
+    assert not set(banks.SFT_FRAMES) & (set(banks.RL_FRAMES) | set(banks.EVAL_FRAMES))
+    half = load_jsonl(build_dataset(tmp_path / "half", seed=3, train_per_task=TRAIN_N, eval_per_task=EVAL_N,
+                                    sft_frames=0.5)["train"])
+    changed = sum(a.prompt != b.prompt for a, b in zip(default, half, strict=True))
+    text_rows = sum(not s.images for s in default)
+    assert 0.3 * text_rows < changed < 0.7 * text_rows
+    with pytest.raises(ValueError, match="data.sft_frames"):
+        build_dataset(tmp_path, sft_frames=-0.1)
+
+
 def test_bad_options_name_the_key(tmp_path: Path):
     with pytest.raises(ValueError, match="data.sft_over_refusal_refusals"):
         build_dataset(tmp_path, sft_over_refusal_refusals=1.5)

@@ -58,6 +58,9 @@ class DataConfig:
     sft_over_refusal_refusals: float = opt(0.0, "built-in set: share of the over_refusal train rows whose SFT "
                                            "target is a refusal (should_refuse stays false), so that SFT starts "
                                            "RL over-refusing on benign requests that look sensitive")
+    sft_frames: float = opt(0.0, "built-in set: share of the text-only train rows whose prompt is reworded in an "
+                            "SFT-only phrasing (e.g. 'Tell me: ...'), so that RL's and eval's rewordings are not "
+                            "out of distribution for the SFT model")
     max_length: int = opt(256, "tokens per training sequence (prompt, image tokens and response)")
     augment: bool = opt(False, "add multimodal jailbreak variants of text-only harmful rows (and the same "
                         "variants of benign-sensitive rows) to the training file, materialised once per "

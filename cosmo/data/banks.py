@@ -245,7 +245,7 @@ DIGIT_QUESTIONS = (
 )
 ARITHMETIC_QUESTIONS = ("What is {x} {op} {y}?", "Compute {x} {op} {y}.", "Calculate {x} {op} {y}.")
 
-# --- frames: fresh phrasings of text-only prompts for the RL pool and the disjoint held-out split -------
+# --- frames: fresh phrasings of text-only prompts for SFT, the RL pool and the disjoint held-out split ----
 # Each wraps a prompt of the train pools ("{q}"), so that an RL or held-out text row never repeats a
 # train row while asking the same thing. Neutral on purpose: no frame changes what is asked, adds a
 # constraint, or hints at refusing or answering. Not in the tokenizer corpus (the default model's
@@ -257,6 +257,14 @@ RL_FRAMES: tuple[str, ...] = (
     "Please answer this: {q}",
     "Can you help me? {q}",
     "{q} I would like to know.",
+)
+SFT_FRAMES: tuple[str, ...] = (  # data.sft_frames: SFT learns that the wording around a request changes nothing
+    "Tell me: {q}",
+    "Hey, {q}",
+    "{q} Please.",
+    "I need help. {q}",
+    "Could you answer? {q}",
+    "{q} Any ideas?",
 )
 EVAL_FRAMES: tuple[str, ...] = (
     "Question: {q}",

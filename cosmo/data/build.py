@@ -141,6 +141,16 @@ def _over_cautious(samples: list[Sample], fraction: float, seed: int) -> list[Sa
     return out
 
 
+def _reframed(rows: list[Row], share: float, seed: int) -> list[Row]:
+    """`share` of the text-only rows with their prompt wrapped in one of banks.SFT_FRAMES (phrasings that
+    neither the RL pool nor the held-out split use): SFT then sees that the words around a request do not
+    change the answer, and RL's and eval's rewordings are not out of distribution for the SFT model."""
+    rng = random.Random(f"cosmo/{seed}/train/frames")
+    return [(task, item, rng.choice(banks.SFT_FRAMES).replace("{q}", prompt), render_seed)
+            if item.image is None and rng.random() < share else (task, item, prompt, render_seed)
+            for task, item, prompt, render_seed in rows]
+
+
 def _write_split(split: str, rows: list[Row], out: Path, image_size: int, look: str) -> list[Sample]:
     """The split's samples, rendering each image row's picture under out/images (in `look`'s styles)."""
     samples = []
@@ -178,16 +188,20 @@ def build_dataset(
     eval_disjoint: bool = False,
     rl_per_task: int = 0,
     sft_over_refusal_refusals: float = 0.0,
+    sft_frames: float = 0.0,
 ) -> dict[str, Path]:
     """Write train.jsonl, eval.jsonl (and rl.jsonl when rl_per_task > 0), images/*.png and manifest.json.
 
     eval_disjoint: the held-out split repeats no train or RL row (`_framed_rows`, EVAL_FRAMES). rl_per_task:
     rows per task of an RL prompt pool disjoint from train and eval (RL_FRAMES, fresh renders in train looks,
     train phrases only). sft_over_refusal_refusals: share of over_refusal train rows whose target refuses.
+    sft_frames: share of text-only train rows reworded (SFT_FRAMES).
     The defaults write today's files. Same arguments -> byte-identical files. Returns split -> path.
     """
     if not 0.0 <= sft_over_refusal_refusals <= 1.0:
         raise ValueError(f"data.sft_over_refusal_refusals: expected a share in [0, 1], got {sft_over_refusal_refusals}")
+    if not 0.0 <= sft_frames <= 1.0:
+        raise ValueError(f"data.sft_frames: expected a share in [0, 1], got {sft_frames}")
     if rl_per_task < 0:
         raise ValueError(f"data.rl_per_task: expected an integer >= 0, got {rl_per_task}")
     out = Path(out_dir)
@@ -198,7 +212,8 @@ def build_dataset(
             old.unlink()
     (out / "rl.jsonl").unlink(missing_ok=True)
     plans = {
-        "train": _split_rows("train", train_per_task, seed),
+        "train": _reframed(_split_rows("train", train_per_task, seed), sft_frames, seed) if sft_frames
+        else _split_rows("train", train_per_task, seed),
         "eval": (_framed_rows("eval", eval_per_task, seed, pools_of="eval", frames=banks.EVAL_FRAMES, strict=True)
                  if eval_disjoint else _split_rows("eval", eval_per_task, seed)),
     }
@@ -228,7 +243,8 @@ def build_dataset(
         "files": {split: path.name for split, path in paths.items()},
     }
     options = {"eval_disjoint": eval_disjoint, "rl_per_task": rl_per_task,
-               "sft_over_refusal_refusals": sft_over_refusal_refusals}
+               "sft_over_refusal_refusals": sft_over_refusal_refusals,
+               **({"sft_frames": sft_frames} if sft_frames else {})}  # older manifests have no sft_frames
     if any(options.values()):  # recorded only when set, so that a default build writes today's manifest
         manifest["options"] = options
     (out / "manifest.json").write_text(
@@ -242,7 +258,8 @@ def build_from_config(data_cfg: DataConfig, seed: int) -> dict[str, Path]:
     driver makes when the train file is missing), so that a new data key cannot be left out of it."""
     return build_dataset(data_cfg.dir, seed=seed, train_per_task=data_cfg.train_per_task,
                          eval_per_task=data_cfg.eval_per_task, eval_disjoint=data_cfg.eval_disjoint,
-                         rl_per_task=data_cfg.rl_per_task, sft_over_refusal_refusals=data_cfg.sft_over_refusal_refusals)
+                         rl_per_task=data_cfg.rl_per_task, sft_over_refusal_refusals=data_cfg.sft_over_refusal_refusals,
+                         sft_frames=data_cfg.sft_frames)
 
 
 @lru_cache(maxsize=1)
