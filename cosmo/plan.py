@@ -1,6 +1,6 @@
 """`cosmo plan`: will the recipe fit? Per-GPU memory of a learner rank and of a rollout engine, before launch.
 
-Learner rank, per training stage (the larger figure decides):
+Learner rank, per training stage of train.stages, each with its own config (the largest figure decides):
 - model states: DeepSpeed's own ZeRO-2/ZeRO-3 estimators (GPU column, no offload) on the trainable
   parameters; ZeRO-0/1 and fp32 with the same byte accounting (below). Frozen weights (the vision tower
   with model.freeze_vision) are held in the compute dtype, sharded only by ZeRO-3; a KL reference model
@@ -29,7 +29,7 @@ import io
 import math
 from dataclasses import dataclass, field
 
-from cosmo.config import CosmoConfig
+from cosmo.config import CosmoConfig, stage_config
 from cosmo.plan_shapes import ModelShape, model_shape
 
 GIB = 2**30
@@ -135,11 +135,12 @@ def plan_learner(cfg: CosmoConfig, s: ModelShape, gpu: int) -> Component:
     states = model_states_bytes(trainable, frozen, s.largest_layer, ln.num_ranks, ln.zero_stage, mixed)
     worst: list[Part] = []
     for stage in cfg.train.stages:
-        micro = cfg.sft.micro_batch_size if stage == "sft" else cfg.rl.micro_batch_size
+        kind, stage_cfg = stage_config(cfg, stage)
+        micro = stage_cfg.sft.micro_batch_size if kind == "sft" else stage_cfg.rl.micro_batch_size
         tokens = micro * cfg.data.max_length
         if max_tokens:
             tokens = min(tokens, max_tokens)
-        live = min(tokens, chunk) if chunk and stage == "rl" else tokens
+        live = min(tokens, chunk) if chunk and kind == "rl" else tokens
         parts = [
             Part(f"model states (ZeRO-{ln.zero_stage})",
                  f"{_count(trainable)} trainable over {ln.num_ranks} ranks, {'mixed ' + dtype if mixed else dtype}"
@@ -149,17 +150,18 @@ def plan_learner(cfg: CosmoConfig, s: ModelShape, gpu: int) -> Component:
             Part(f"logits ({stage})", f"{live:,} tokens x vocab {s.vocab:,} x {LOGIT_BYTES} B",
                  live * s.vocab * LOGIT_BYTES),
         ]
-        if stage == "rl" and cfg.algorithm.kl_coef > 0:
+        if kind == "rl" and stage_cfg.algorithm.kl_coef > 0:
             ref = s.params * dbytes // (ln.num_ranks if ln.zero_stage == 3 else 1)
             parts.append(Part("KL reference model", f"{_count(s.params)} x {dbytes} B", ref))
         parts.append(Part("runtime allowance", "CUDA context, NCCL/cuBLAS workspaces", LEARNER_ALLOWANCE))
         if not worst or sum(p.bytes for p in parts) > sum(p.bytes for p in worst):
-            worst, worst_stage = parts, stage
+            worst, worst_stage, worst_kind = parts, stage, kind
     total = sum(p.bytes for p in worst)
     comp = Component(f"learner rank (1 GPU each, {ln.num_ranks} ranks; largest stage: {worst_stage})", worst, gpu,
                      total <= gpu)
     if not comp.fits:
-        micro_key = "sft.micro_batch_size" if worst_stage == "sft" else "rl.micro_batch_size"
+        where = "" if worst_stage == worst_kind else f"train.stage_configs.{worst_stage}."
+        micro_key = f"{where}{worst_kind}.micro_batch_size"
         comp.advice = [k for k, ok in (
             ("learner.zero_stage=3", ln.zero_stage < 3),
             ("learner.num_ranks (more ranks shard more)", ln.zero_stage > 0),
@@ -225,6 +227,8 @@ def plan(cfg: CosmoConfig, gpu_gib: float) -> tuple[str, bool]:
     shape = model_shape(cfg.model.path, cfg.model.build_preset)
     gpu = int(gpu_gib * GIB)
     comps = [plan_learner(cfg, shape, gpu)]
-    if "rl" in cfg.train.stages:
-        comps.append(plan_engine(cfg, shape, gpu))
+    rl_stages = [c for kind, c in (stage_config(cfg, s) for s in cfg.train.stages) if kind == "rl"]
+    if rl_stages:  # the engines are the run's; the stage with the most sequences per step sizes the note
+        comps.append(plan_engine(max(rl_stages, key=lambda c: c.rl.prompts_per_step * c.algorithm.group_size),
+                                 shape, gpu))
     return format_plan(cfg, shape, gpu, comps), all(c.fits for c in comps)

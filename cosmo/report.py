@@ -15,6 +15,7 @@ import yaml
 
 from cosmo.evaltable import metric_cells, table_legend
 from cosmo.report_plots import (
+    along_stages,
     has_metric,
     number,
     numeric_keys,
@@ -135,18 +136,19 @@ def write_report(run_dir: Path, out_dir: Path | None = None) -> Path:
     for name in PLOT_FILES.values():  # a plot skipped this time must not leave a stale PNG behind
         (out_dir / name).unlink(missing_ok=True)
 
-    rl = [r for r in records if r["stage"] == "rl"]
-    sft = [r for r in records if r["stage"] == "sft"]
+    kinds = stage_kinds(config, records)
+    rl, rl_starts = along_stages([r for r in records if kinds.get(r["stage"]) == "rl"])
+    sft, sft_starts = along_stages([r for r in records if kinds.get(r["stage"]) == "sft"])
     made = {
-        "rewards": plot_rewards(rl, out_dir / PLOT_FILES["rewards"]),
+        "rewards": plot_rewards(rl, out_dir / PLOT_FILES["rewards"], rl_starts),
         "safety": plot_evals(evals, SAFETY, "Safety and over-refusal on the eval split (lower is better)",
                               out_dir / PLOT_FILES["safety"]),
         "capability": plot_evals(evals, CAPABILITY, "Capability on the eval split (higher is better)",
                                   out_dir / PLOT_FILES["capability"]),
-        "timings": plot_timings(rl, out_dir / PLOT_FILES["timings"]),
-        "sft_loss": plot_sft_loss(sft, out_dir / PLOT_FILES["sft_loss"]),
+        "timings": plot_timings(rl, out_dir / PLOT_FILES["timings"], rl_starts),
+        "sft_loss": plot_sft_loss(sft, out_dir / PLOT_FILES["sft_loss"], sft_starts),
     }
-    text = _markdown(run_dir, config, records, attempts, evals, made)
+    text = _markdown(run_dir, config, records, attempts, evals, made, kinds)
     path = out_dir / "report.md"
     path.write_text(text, encoding="utf-8")
     return path
@@ -157,6 +159,28 @@ def write_report(run_dir: Path, out_dir: Path | None = None) -> Path:
 
 def _mean(values: list[float]) -> float | None:
     return sum(values) / len(values) if values else None
+
+
+def stage_kinds(config: dict[str, Any], records: list[dict[str, Any]]) -> dict[str, str]:
+    """Each training stage of the records, in run order -> its kind (sft or rl), so that every RL stage's
+    records are plotted as RL: `sft` and `rl` by name, a named stage by config.yaml's train.stage_configs,
+    and where the config does not say, rl when the stage logged `reward/mean`."""
+    train = config.get("train")
+    named = train.get("stage_configs") if isinstance(train, dict) else None
+    named = named if isinstance(named, dict) else {}
+    stages = list(dict.fromkeys(r["stage"] for r in records if r["stage"] != "event"
+                                and not r["stage"].startswith("eval/")))
+    kinds = {}
+    for stage in stages:
+        entry = named.get(stage)
+        declared = entry.get("kind") if isinstance(entry, dict) else None
+        if stage in ("sft", "rl"):
+            kinds[stage] = stage
+        elif declared in ("sft", "rl"):
+            kinds[stage] = declared
+        else:
+            kinds[stage] = "rl" if has_metric([r for r in records if r["stage"] == stage], "reward/mean") else "sft"
+    return kinds
 
 
 def _read_config(path: Path) -> dict[str, Any]:
@@ -190,8 +214,36 @@ def _image(name: str, alt: str) -> str:
     return f"![{alt}]({PLOT_FILES[name]})"
 
 
+def _reward_summary(rl: list[dict[str, Any]]) -> list[str]:
+    """The first and last batch-mean rewards of one RL stage, as a table (nothing when it logged none)."""
+    keys = ((["reward/mean"] if has_metric(rl, "reward/mean") else []) + objective_keys(rl)
+            + numeric_keys(rl, "reward_task/"))
+    if not keys:
+        return []
+    k = max(1, len(rl) // 10)
+    rows = []
+    for key in keys:
+        values = [v for r in rl if (v := number(r.get(key))) is not None]
+        rows.append([key, _fmt(_mean(values[:k])), _fmt(_mean(values[-k:])), _fmt(values[-1] if values else None)])
+    return [f"Batch-mean rewards: mean of the first and of the last {k} logged values of each curve "
+            "(a tenth of the RL steps), and its last value:", ""] + _table(
+        ["reward", f"first {k}", f"last {k}", "last value"], rows) + [""]
+
+
+def _event_stages(records: list[dict[str, Any]], rl_stages: list[str]) -> dict[int, str]:
+    """id(event record) -> "<stage> ": the RL stage whose step record follows it (a step logs its events
+    just before its metrics line), to tell apart the same step number in two RL stages."""
+    stage_of, upcoming = {}, ""
+    for r in reversed(records):
+        if r["stage"] in rl_stages:
+            upcoming = f"{r['stage']} "
+        elif r["stage"] == "event":
+            stage_of[id(r)] = upcoming
+    return stage_of
+
+
 def _markdown(run_dir: Path, config: dict[str, Any], records: list[dict[str, Any]], attempts: int,
-              evals: dict[str, dict[str, Any]], made: dict[str, bool]) -> str:
+              evals: dict[str, dict[str, Any]], made: dict[str, bool], kinds: dict[str, str]) -> str:
     name = (config.get("logging") or {}).get("run_name") or run_dir.resolve().name
     lines = [f"# Run report: {name}", "", f"- run directory: `{run_dir}`"]
     algorithm = (config.get("algorithm") or {}).get("name")
@@ -223,19 +275,12 @@ def _markdown(run_dir: Path, config: dict[str, Any], records: list[dict[str, Any
     for key, alt in (("safety", "Safety and over-refusal"), ("capability", "Capability")):
         lines += ["", _image(key, alt) if made[key] else _skipped(key, "no eval point has these metrics")]
 
-    rl = [r for r in records if r["stage"] == "rl"]
+    rl_stages = [stage for stage, kind in kinds.items() if kind == "rl"]
+    rl = [r for r in records if r["stage"] in rl_stages]
     lines += ["", "## RL reward", ""]
-    keys = ((["reward/mean"] if has_metric(rl, "reward/mean") else []) + objective_keys(rl)
-            + numeric_keys(rl, "reward_task/"))
-    if keys:
-        k = max(1, len(rl) // 10)
-        rows = []
-        for key in keys:
-            values = [v for r in rl if (v := number(r.get(key))) is not None]
-            rows.append([key, _fmt(_mean(values[:k])), _fmt(_mean(values[-k:])), _fmt(values[-1] if values else None)])
-        lines += [f"Batch-mean rewards: mean of the first and of the last {k} logged values of each curve "
-                  "(a tenth of the RL steps), and its last value:", ""]
-        lines += _table(["reward", f"first {k}", f"last {k}", "last value"], rows) + [""]
+    for stage in rl_stages:  # each stage's own first and last steps: its task mixture and weights are its own
+        summary = _reward_summary([r for r in records if r["stage"] == stage])
+        lines += ([f"### {stage}", ""] if len(rl_stages) > 1 and summary else []) + summary
     lines += [_image("rewards", "RL reward") if made["rewards"]
               else _skipped("rewards", "no `rl` records with `reward/*` metrics")]
 
@@ -255,7 +300,7 @@ def _markdown(run_dir: Path, config: dict[str, Any], records: list[dict[str, Any
     lines.append(_image("timings", "Time per RL step") if made["timings"]
                  else _skipped("timings", "no `rl` records with `time/*` metrics"))
 
-    sft = [r for r in records if r["stage"] == "sft"]
+    sft = [r for r in records if kinds.get(r["stage"]) == "sft"]
     lines += ["", "## SFT loss", ""]
     losses = [v for r in sft if (v := number(r.get("loss"))) is not None]
     if losses:
@@ -267,9 +312,11 @@ def _markdown(run_dir: Path, config: dict[str, Any], records: list[dict[str, Any
 
     lines += ["", "## Events", ""]
     events = [r for r in records if r["stage"] == "event"]
+    stage_of = _event_stages(records, rl_stages) if len(rl_stages) > 1 else {}
     for r in events:
         detail = ", ".join(f"{k}={v}" for k, v in r.items() if k not in ("stage", "step", "time", "event"))
-        lines.append(f"- step {r['step']}: {r.get('event', 'event')}" + (f" ({detail})" if detail else ""))
+        lines.append(f"- {stage_of.get(id(r), '')}step {r['step']}: {r.get('event', 'event')}"
+                     + (f" ({detail})" if detail else ""))
     if not events:
         lines.append("None logged (no actor restarts or reward worker replacements).")
     return "\n".join(lines) + "\n"

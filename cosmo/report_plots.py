@@ -2,12 +2,14 @@
 
 Steps are integers on every axis; short runs draw every point with a marker (a single step is a visible dot,
 not an invisible line); series that coincide are told apart by marker shape and a small sideways offset;
-every eval rate carries its k/n count.
+every eval rate carries its k/n count. Several stages of a kind (the paper's RL stage 1 and 2) share one
+step axis in run order, with a dashed line and the stage's name where each begins.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -67,6 +69,43 @@ def _smooth(values, window: int):
         return np.where(ok, total / count, np.nan)
 
 
+def _smooth_stages(steps, values, window: int, stages: Sequence[tuple[int, str]]):
+    """`_smooth` within each stage: a stage's curve does not average in its neighbour's steps."""
+    cuts = np.searchsorted(steps, [x for x, _ in stages[1:]])
+    return np.concatenate([_smooth(part, window) for part in np.split(values, cuts)])
+
+
+def along_stages(records: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[tuple[int, str]]]:
+    """Several stages' records on one step axis: each stage's steps (which restart at 1) continue after the
+    previous stage's last step, in run order. Returns the records (copies with `step` moved) and where each
+    stage starts on that axis, with its name; a single stage's records come back as they are, unmarked."""
+    names = list(dict.fromkeys(r["stage"] for r in records))
+    if len(names) < 2:
+        return records, []
+    moved: list[dict[str, Any]] = []
+    starts: list[tuple[int, str]] = []
+    for name in names:
+        part = [r for r in records if r["stage"] == name]
+        offset = moved[-1]["step"] if moved else 0
+        starts.append((offset + part[0]["step"], name))
+        moved += [{**r, "step": offset + r["step"]} for r in part]
+    return moved, starts
+
+
+def _mark_stages(ax, stages: Sequence[tuple[int, str]]) -> None:
+    """A dashed line before each stage after the first, and each stage's name at the top of its part."""
+    for i, (x, name) in enumerate(stages):
+        if i:
+            ax.axvline(x - 0.5, color="grey", linestyle="--", linewidth=1.0)
+        ax.text(x - 0.5, 0.99, f" {name}", transform=ax.get_xaxis_transform(), ha="left", va="top",
+                fontsize="small", color="dimgrey", zorder=5,
+                bbox={"facecolor": "white", "edgecolor": "none", "alpha": 0.8, "pad": 1})
+
+
+def _step_label(kind: str, stages: Sequence[tuple[int, str]]) -> str:
+    return f"{kind} step" + (f" (the {kind} stages in run order)" if stages else "")
+
+
 def _window(n: int) -> int:
     """Moving-average width: about an eighth of the curve, at most 25 steps."""
     return max(1, min(25, n // 8))
@@ -111,7 +150,7 @@ def integer_steps(ax) -> None:
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
 
 
-def _curves(ax, records: list[dict[str, Any]], keys: list[str], strip: str) -> None:
+def _curves(ax, records: list[dict[str, Any]], keys: list[str], strip: str, stages: Sequence[tuple[int, str]]) -> None:
     """Raw points faint, smoothed curve solid, one colour and marker shape per key; reward/mean drawn in black.
 
     Up to FEW_STEPS steps every point is a marker on the solid line (one step is a dot, not an invisible
@@ -127,17 +166,19 @@ def _curves(ax, records: list[dict[str, Any]], keys: list[str], strip: str) -> N
         if window > 1:
             ax.plot(steps, values, color=color, alpha=0.25, linewidth=0.8, marker="." if len(steps) <= 100 else None,
                     markersize=3)
-        ax.plot(steps, _smooth(values, window), color=color, linewidth=width, label=key.removeprefix(strip),
+        ax.plot(steps, _smooth_stages(steps, values, window, stages), color=color, linewidth=width,
+                label=key.removeprefix(strip),
                 zorder=3 if key == "reward/mean" else 2, marker=MARKERS[i % len(MARKERS)] if few else None,
                 linestyle="-" if few or key == "reward/mean" else LINESTYLES[i % len(LINESTYLES)],
                 markersize=max(3.0, 8.0 - 1.2 * i), markerfacecolor="none" if i % 2 else color)
-    ax.set_xlabel("RL step")
+    ax.set_xlabel(_step_label("RL", stages))
     integer_steps(ax)
+    _mark_stages(ax, stages)
     ax.grid(alpha=0.3)
     _legend_outside(ax)
 
 
-def plot_rewards(rl: list[dict[str, Any]], path: Path) -> bool:
+def plot_rewards(rl: list[dict[str, Any]], path: Path, stages: Sequence[tuple[int, str]] = ()) -> bool:
     objectives = objective_keys(rl)
     main = (["reward/mean"] if has_metric(rl, "reward/mean") else []) + objectives
     tasks = numeric_keys(rl, "reward_task/")
@@ -147,7 +188,7 @@ def plot_rewards(rl: list[dict[str, Any]], path: Path) -> bool:
                           (tasks, "reward_task/", "RL reward per task")) if p[0]]
     fig, axes = _figure(7.0 * len(panels), 4.6, 1, len(panels))
     for ax, (keys, strip, title) in zip(axes[0], panels, strict=True):
-        _curves(ax, rl, keys, strip)
+        _curves(ax, rl, keys, strip, stages)
         ax.set_title(title)
         ax.set_ylabel("reward (batch mean)")
     if _window(len(rl)) > 1:
@@ -194,7 +235,7 @@ def plot_evals(evals: dict[str, dict[str, Any]], metrics: tuple[str, ...], title
     return True
 
 
-def plot_timings(rl: list[dict[str, Any]], path: Path) -> bool:
+def plot_timings(rl: list[dict[str, Any]], path: Path, stages: Sequence[tuple[int, str]] = ()) -> bool:
     phases = [p for p in PHASES if has_metric(rl, f"time/{p}")]
     if not phases:
         return False
@@ -214,8 +255,9 @@ def plot_timings(rl: list[dict[str, Any]], path: Path) -> bool:
     if has_metric(rl, "time/step"):  # below the stack's top where stages overlap (rl.mode=async)
         ax.plot(*_series(rl, "time/step"), color="black", linewidth=1.2, marker="." if len(steps) <= 80 else None,
                 label="wall clock (time/step)")
-    ax.set_xlabel("RL step")
+    ax.set_xlabel(_step_label("RL", stages))
     integer_steps(ax)
+    _mark_stages(ax, stages)
     ax.set_ylabel("seconds")
     ax.set_title("Time per RL step by stage (share of the summed stages in the legend)")
     ax.grid(alpha=0.3, axis="y")
@@ -226,7 +268,7 @@ def plot_timings(rl: list[dict[str, Any]], path: Path) -> bool:
     return True
 
 
-def plot_sft_loss(sft: list[dict[str, Any]], path: Path) -> bool:
+def plot_sft_loss(sft: list[dict[str, Any]], path: Path, stages: Sequence[tuple[int, str]] = ()) -> bool:
     if not has_metric(sft, "loss"):
         return False
     has_lr = has_metric(sft, "lr")
@@ -237,7 +279,8 @@ def plot_sft_loss(sft: list[dict[str, Any]], path: Path) -> bool:
     window = _window(len(sft))
     ax.plot(steps, loss, color="C0", alpha=0.3, linewidth=0.8, label="per step",
             marker="o" if len(sft) <= FEW_STEPS else None, markersize=4)
-    ax.plot(steps, _smooth(loss, window), color="C0", linewidth=2.0, label=f"moving average ({window} steps)")
+    ax.plot(steps, _smooth_stages(steps, loss, window, stages), color="C0", linewidth=2.0,
+            label=f"moving average ({window} steps)")
     finite = loss[~np.isnan(loss)]
     if finite.size and finite.min() > 0 and finite.max() / finite.min() > 10:
         from matplotlib.ticker import FuncFormatter, LogLocator  # noqa: PLC0415 - matplotlib: only when plotting
@@ -255,7 +298,8 @@ def plot_sft_loss(sft: list[dict[str, Any]], path: Path) -> bool:
         lr_ax.set_ylabel("learning rate")
         lr_ax.ticklabel_format(axis="y", style="sci", scilimits=(0, 0))
         lr_ax.grid(alpha=0.3)
-    axes[-1][0].set_xlabel("SFT step")
+    axes[-1][0].set_xlabel(_step_label("SFT", stages))
     integer_steps(axes[-1][0])
+    _mark_stages(ax, stages)
     fig.savefig(path)
     return True

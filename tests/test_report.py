@@ -291,3 +291,41 @@ def test_one_step_run_reports_every_rate_with_its_count(tmp_path):
                 assert f"{count[0] / count[1]:.2f} ({count[0]}/{count[1]})" in text, (label, metric)
     for name in PLOT_FILES.values():
         assert Image.open(run / "report" / name).size[0] > 0
+
+
+@pytest.mark.parametrize("declared", [True, False])
+def test_two_rl_stages_share_the_plots_and_each_has_its_reward_table(tmp_path, declared):
+    """The paper's RL stage 1 and 2 as named stages: steps restart at 1 in each. config.yaml says which kind each
+    stage is; without it a stage that logged reward/mean counts as RL."""
+    from cosmo.report_plots import along_stages
+
+    run = _write_run(tmp_path / "staged", rl_steps=RL_STEPS)
+    records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    half = RL_STEPS // 2
+    for r in records:  # RL steps 1-12 become rl_general 1-12, steps 13-24 rl_mixed 1-12
+        if r["stage"] == "rl":
+            r["stage"], r["step"] = ("rl_general", r["step"]) if r["step"] <= half else ("rl_mixed", r["step"] - half)
+        elif r["stage"] == "eval/rl":
+            r["stage"] = "eval/rl_mixed"
+    (run / "eval" / "rl.json").rename(run / "eval" / "rl_mixed.json")
+    (run / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+    if declared:
+        (run / "config.yaml").write_text("train:\n  stages: [sft, rl_general, rl_mixed]\n  stage_configs:\n"
+                                         "    rl_general: {kind: rl}\n    rl_mixed: {kind: rl}\n")
+    text = write_report(run).read_text()
+
+    assert "| metric | start | sft | rl_mixed |" in text
+    assert f"| rl_general | {half} | {half} |" in text and f"| rl_mixed | {half} | {half} |" in text
+    for stage in ("rl_general", "rl_mixed"):  # 12 steps each: k = 1, the first and the last value
+        values = [r["reward/mean"] for r in records if r["stage"] == stage]
+        section = text.split(f"### {stage}\n", 1)[1]
+        assert section.index(f"| reward/mean | {values[0]:.3f} | {values[-1]:.3f} | {values[-1]:.3f} |") < 500
+    # the restart logged before RL step 7 is in rl_general; the same step number of rl_mixed is another step
+    assert "- rl_general step 7: rollout actor 1 restarted" in text
+    wall = sum(r["time/step"] for r in records if r["stage"].startswith("rl_"))
+    assert f"Wall clock: {wall:.1f} s over {RL_STEPS} steps" in text
+    for key in ("rewards", "timings", "sft_loss"):
+        assert (run / "report" / PLOT_FILES[key]).is_file()
+    moved, starts = along_stages([r for r in records if r["stage"].startswith("rl_")])
+    assert [r["step"] for r in moved] == list(range(1, RL_STEPS + 1))
+    assert starts == [(1, "rl_general"), (half + 1, "rl_mixed")]

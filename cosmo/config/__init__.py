@@ -1,6 +1,6 @@
 """One config tree for every command: structured dataclasses (`sections`), YAML recipes and
-`key=value` overrides (`loading`), range checks at start (`checks`), the generated reference
-(`reference`: `python -m cosmo.config > docs/config.md`)."""
+`key=value` overrides (`loading`), range checks at start (`checks`), the config of each named stage
+(`stages`), the generated reference (`reference`: `python -m cosmo.config > docs/config.md`)."""
 
 from cosmo.config.checks import validate
 from cosmo.config.loading import load_config, to_yaml
@@ -9,6 +9,7 @@ from cosmo.config.sections import (
     STAGES,
     WEIGHT_TRANSPORTS,
     AlgorithmConfig,
+    CheckFailed,
     CheckpointConfig,
     ClusterConfig,
     ConfigError,
@@ -29,9 +30,11 @@ from cosmo.config.sections import (
     TrainConfig,
     opt,
 )
+from cosmo.config.stages import stage_config
 
 __all__ = [
     "AlgorithmConfig",
+    "CheckFailed",
     "CheckpointConfig",
     "ClusterConfig",
     "ConfigError",
@@ -55,6 +58,7 @@ __all__ = [
     "load_config",
     "opt",
     "reference_markdown",
+    "stage_config",
     "to_yaml",
     "validate",
 ]

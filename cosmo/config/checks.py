@@ -8,7 +8,8 @@ from pathlib import Path
 from typing import Any
 
 from cosmo.algorithms.names import AGGREGATIONS, CLIP_SCHEDULES, WEIGHTS
-from cosmo.config.sections import STAGES, WEIGHT_TRANSPORTS, ConfigError, CosmoConfig, RewardConfig
+from cosmo.config.sections import STAGES, WEIGHT_TRANSPORTS, CheckFailed, CosmoConfig, RewardConfig
+from cosmo.config.stages import NAME, RESERVED_NAMES, stage_config
 from cosmo.data.schema import TASKS
 from cosmo.models.presets import PRESETS
 from cosmo.rules.registry import MODEL_OBJECTIVES, OBJECTIVES
@@ -16,11 +17,26 @@ from cosmo.rules.registry import MODEL_OBJECTIVES, OBJECTIVES
 
 def _check(ok: bool, key: str, expected: str, value: Any) -> None:
     if not ok:
-        raise ConfigError(f"key '{key}': expected {expected}, got {value!r}")
+        raise CheckFailed(key, expected, value)
 
 
 def validate(cfg: CosmoConfig) -> None:
-    """Range and choice checks the type system cannot express; fail before any work starts."""
+    """Range and choice checks the type system cannot express; fail before any work starts. Every named
+    stage's merged config passes the same checks, reported under `train.stage_configs.<name>.<key>`."""
+    _validate_tree(cfg)
+    for name in cfg.train.stage_configs:
+        _check(NAME.fullmatch(name) is not None and name not in RESERVED_NAMES, f"train.stage_configs.{name}",
+               f"a name of letters, digits, _ and - starting with a letter, other than {', '.join(RESERVED_NAMES)}",
+               name)
+        _, merged = stage_config(cfg, name)
+        try:
+            _validate_tree(merged)
+        except CheckFailed as exc:
+            raise CheckFailed(f"train.stage_configs.{name}.{exc.key}", exc.expected, exc.value) from None
+
+
+def _validate_tree(cfg: CosmoConfig) -> None:
+    """The checks of one config tree (the recipe's, or a named stage's merged one)."""
     _check(cfg.model.build_preset is None or cfg.model.build_preset in PRESETS,
            "model.build_preset", f"null or one of {sorted(PRESETS)}", cfg.model.build_preset)
     _check(cfg.model.dtype in ("auto", "float32", "bfloat16", "float16"),
@@ -47,7 +63,10 @@ def validate(cfg: CosmoConfig) -> None:
     _check(not d.task_weights or sum(d.task_weights.values()) > 0, "data.task_weights",
            "at least one weight > 0 (or {} for plain epochs)", d.task_weights)
     for i, stage in enumerate(cfg.train.stages):
-        _check(stage in STAGES, f"train.stages[{i}]", f"one of {list(STAGES)}", stage)
+        _check(stage in STAGES or stage in cfg.train.stage_configs, f"train.stages[{i}]",
+               f"one of {[*STAGES, *cfg.train.stage_configs]}", stage)
+        _check(stage not in cfg.train.stages[:i], f"train.stages[{i}]", "a stage not listed before (each runs once)",
+               stage)
     _check(len(cfg.train.stages) > 0, "train.stages", "at least one stage", cfg.train.stages)
     s = cfg.sft
     _check(s.steps >= 1, "sft.steps", "an integer >= 1", s.steps)

@@ -20,6 +20,15 @@ class ConfigError(ValueError):
     """A recipe or override that cannot run; the message names the key and what is expected."""
 
 
+class CheckFailed(ConfigError):
+    """A failed range or choice check, with its parts kept so that a named stage's check can be reported
+    under the stage's key (`train.stage_configs.<name>.<key>`)."""
+
+    def __init__(self, key: str, expected: str, value: Any) -> None:
+        super().__init__(f"key '{key}': expected {expected}, got {value!r}")
+        self.key, self.expected, self.value = key, expected, value
+
+
 def opt(default: Any = MISSING, help: str = "", factory: Any = None) -> Any:
     """A config field with its documentation (docs/config.md is generated from these)."""
     if factory is not None:
@@ -90,7 +99,13 @@ class DataConfig:
 class TrainConfig:
     """What `cosmo train` runs."""
 
-    stages: list[str] = opt(help=f"stages in order; available: {', '.join(STAGES)}", factory=lambda: ["sft"])
+    stages: list[str] = opt(help=f"stages in order, each once: {', '.join(STAGES)} (the recipe's sections as they "
+                            "are) or a key of train.stage_configs", factory=lambda: ["sft"])
+    stage_configs: dict[str, Any] = opt(
+        help="named stages: name -> {kind: sft or rl, <section>: {...}}, each section merged over the recipe for that "
+             "stage only (dicts merge key by key, as recipes do). An sft stage may set sft and data.task_weights; an "
+             "rl stage rl, data.task_weights, reward, algorithm and rollout.max_new_tokens/temperature/top_p. Steps "
+             "restart at 1 in each stage (docs/rl.md, Named stages)", factory=dict)
 
 
 @dataclass

@@ -13,7 +13,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from cosmo.config import CosmoConfig, DataConfig
+from cosmo.config import ConfigError, CosmoConfig, DataConfig, stage_config
 from cosmo.data import (
     AugmentOptions,
     Sample,
@@ -101,19 +101,25 @@ def prepare_data(cfg: CosmoConfig) -> tuple[str, str, str]:
 
 def check_batch_sizes(cfg: CosmoConfig, data: dict[str, tuple[list[Sample], str]]) -> list[str]:
     """A batch larger than the rows it draws from repeats rows within one step: warn, naming the keys.
-    `data`: each stage's (rows, file). Returns the warnings (also logged)."""
-    batches = {"sft": ("sft.global_batch_size", cfg.sft.global_batch_size),
-               "rl": ("rl.prompts_per_step", cfg.rl.prompts_per_step)}
+    `data`: each kind of stage's (rows, file). Each stage of train.stages is checked with its own config; a
+    named stage's task mixture that weights a task its file lacks fails here, before anything starts.
+    Returns the warnings (also logged)."""
     warnings = []
     for stage in cfg.train.stages:
-        key, size = batches[stage]
-        rows, train_file = data[stage]
-        sampler = (MixtureSampler([r.task for r in rows], cfg.data.task_weights, cfg.seed) if cfg.data.task_weights
-                   else None)
+        kind, stage_cfg = stage_config(cfg, stage)
+        where = "" if stage == kind else f"train.stage_configs.{stage}."
+        key, size = ((f"{where}sft.global_batch_size", stage_cfg.sft.global_batch_size) if kind == "sft"
+                     else (f"{where}rl.prompts_per_step", stage_cfg.rl.prompts_per_step))
+        rows, train_file = data[kind]
+        weights = stage_cfg.data.task_weights
+        try:
+            sampler = MixtureSampler([r.task for r in rows], weights, cfg.seed) if weights else None
+        except ConfigError as exc:
+            raise ConfigError(f"{where}{exc}") from None
         if sampler is not None:
             quotas = sampler.quotas(size)
             short = {t: (n, len(sampler.rows[t])) for t, n in quotas.items() if n > len(sampler.rows[t])}
-            warnings += [f"{key}={size} with data.task_weights draws {n} rows of task {t!r} per step, but "
+            warnings += [f"{key}={size} with {where}data.task_weights draws {n} rows of task {t!r} per step, but "
                          f"{train_file} has only {have}: rows repeat within a step" for t, (n, have) in short.items()]
         elif size > len(rows):
             warnings.append(f"{key}={size} is larger than the {len(rows)} rows of {train_file}: rows repeat "

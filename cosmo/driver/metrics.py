@@ -49,20 +49,20 @@ def rl_step_metrics(step: int, scored: ScoredRollouts, batch: TrainBatch, train:
     return stats
 
 
-def record_rl_step(tracker: RunTracker, step: int, total: int, rows: list[Sample], batch: TrainBatch,
+def record_rl_step(tracker: RunTracker, stage: str, step: int, total: int, rows: list[Sample], batch: TrainBatch,
                    stats: dict, events: list[dict], samples_every: int) -> None:
     """Ledger (which rows trained), events (a skipped update, restarted workers), the metrics line, and
-    sample trajectories when due."""
+    sample trajectories when due, each under the stage's name."""
     if stats["train/skipped"]:  # non-finite update: the weights did not change, the engines keep theirs
         tracker.log("event", step, {"event": "update skipped: non-finite loss or gradient norm",
                                     "loss": stats["train/loss"], "time": time.time()})
-    tracker.log_ledger("rl", step, [rows[it["sample_index"]].id for it in batch.items],
+    tracker.log_ledger(stage, step, [rows[it["sample_index"]].id for it in batch.items],
                        excluded=[k for k, it in enumerate(batch.items) if it["exclude"]],
                        skipped=bool(stats["train/skipped"]))
     for event in events:
         tracker.log("event", step, event)
-    tracker.log("rl", step, stats)
+    tracker.log(stage, step, stats)
     if samples_every and (step % samples_every == 0 or step == total):
-        tracker.log_samples("rl", step, [{**x, "prompt": rows[x["sample_index"]].prompt,
-                                          "images": [str(p) for p in rows[x["sample_index"]].images]}
-                                         for x in batch.samples])
+        tracker.log_samples(stage, step, [{**x, "prompt": rows[x["sample_index"]].prompt,
+                                           "images": [str(p) for p in rows[x["sample_index"]].images]}
+                                          for x in batch.samples])

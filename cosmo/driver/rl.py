@@ -24,7 +24,7 @@ from cosmo.driver.checkpoint_eval import evaluate_once
 from cosmo.driver.metrics import StepTimer, record_rl_step, rl_step_metrics
 from cosmo.driver.resume import ResumePoint
 from cosmo.driver.rl_batch import Rollouts, advantages, refill_flat_groups, score
-from cosmo.driver.stage import Stage, open_stage
+from cosmo.driver.stage import Stage, open_stage, sampler_seed
 from cosmo.driver.tracking import Progress, RunTracker
 from cosmo.trajectory import Trajectory
 from cosmo.weights import SyncReport, sync_weights
@@ -34,19 +34,20 @@ log = logging.getLogger("cosmo")
 
 
 def run_rl(cfg: CosmoConfig, tracker: RunTracker, model_path: str, train_file: str,
-           resume: ResumePoint | None = None, eval_file: str | None = None) -> str:
+           resume: ResumePoint | None = None, eval_file: str | None = None, name: str = "rl") -> str:
     """The actor-learner loop on `model_path` (the stage's start model, and the KL reference); returns
     the final checkpoint's path. With `resume` the learner and the engines start from that checkpoint at
     its policy version, the data order continues, and in async mode the rollout that was already
     sampled for the next step is trained on as it was. With `eval_file` and `eval.every_steps`, the
-    checkpoints in between are evaluated too."""
+    checkpoints in between are evaluated too. `name`: the stage's name in checkpoints, metrics, ledger,
+    samples, progress lines and evaluation labels (`rl`, or a key of train.stage_configs)."""
     rl, g = cfg.rl, cfg.algorithm.group_size
-    with open_stage(cfg, tracker, "rl", rl, model_path=model_path, train_file=train_file,
-                    items_per_step=rl.prompts_per_step * g, sampler_seed=cfg.seed + 1, resume=resume,
-                    reference=model_path if cfg.algorithm.kl_coef > 0 else None) as stage, \
+    with open_stage(cfg, tracker, name, rl, model_path=model_path, train_file=train_file,
+                    items_per_step=rl.prompts_per_step * g, sampler_seed=sampler_seed(cfg.seed, name, "rl"),
+                    resume=resume, reference=model_path if cfg.algorithm.kl_coef > 0 else None) as stage, \
             rollout_and_rewards(cfg, stage, train_file) as (rollout, rewards):
-        evaluate_resumed_checkpoint(cfg, tracker, resume, eval_file)
-        progress = Progress("rl", rl.steps, cfg.logging.log_every, first=stage.first)
+        evaluate_resumed_checkpoint(cfg, tracker, name, resume, eval_file)
+        progress = Progress(name, rl.steps, cfg.logging.log_every, first=stage.first)
         ahead = _resumed_rollouts(resume)  # async: the next step's rollouts, sampled before the checkpoint
         began = time.perf_counter()
         for step in stage.steps():
@@ -67,7 +68,7 @@ def run_rl(cfg: CosmoConfig, tracker: RunTracker, model_path: str, train_file: s
                       else sync_weights(stage.learner, rollout, version=step))                         # weight sync
             timer.stop()
             stats = rl_step_metrics(step, scored, batch, train, synced, timer, stage.sampler.epoch)  # record
-            record_rl_step(tracker, step, rl.steps, stage.rows, batch, stats, _drain_events(rollout, rewards),
+            record_rl_step(tracker, name, step, rl.steps, stage.rows, batch, stats, _drain_events(rollout, rewards),
                            cfg.logging.samples_every)
             progress.update(step, {"reward": stats["reward/mean"], "loss": train["loss"], "clip": train["clip_frac"],
                                    "lag": stats["policy/version_lag"], "sync_s": round(timer.marks["sync"], 3),
@@ -75,7 +76,7 @@ def run_rl(cfg: CosmoConfig, tracker: RunTracker, model_path: str, train_file: s
             saved = stage.checkpoint(step, lambda ahead=ahead: {"policy_version": rollout.version,     # checkpoint
                                                                 "next_rollouts": asdict(ahead) if ahead else None})
             if saved and step < rl.steps:
-                evaluate_periodically(cfg, tracker, step, saved, eval_file)                            # eval
+                evaluate_periodically(cfg, tracker, name, step, saved, eval_file)                      # eval
             began = time.perf_counter()
         return stage.path
 
@@ -91,8 +92,8 @@ def rollout_and_rewards(cfg: CosmoConfig, stage: Stage, train_file: str) -> Iter
         rollout = RolloutGroup(cfg, str(resume.path) if resume else stage.start_model, train_file,
                                version=resume.state["policy_version"] if resume else 0)
         rewards = RewardPool(cfg, train_file)
-        log.info("[rl] %d vLLM rollout actors and %d reward workers ready in %.1f s (%s, %s mode, %d prompts x %d "
-                 "samples per step%s)", cfg.rollout.num_actors, cfg.reward.num_workers,
+        log.info("[%s] %d vLLM rollout actors and %d reward workers ready in %.1f s (%s, %s mode, %d prompts x %d "
+                 "samples per step%s)", stage.name, cfg.rollout.num_actors, cfg.reward.num_workers,
                  time.perf_counter() - started, cfg.algorithm.name, cfg.rl.mode, cfg.rl.prompts_per_step,
                  cfg.algorithm.group_size, ", dynamic sampling" if cfg.rl.dynamic_sampling else "")
         yield rollout, rewards
@@ -128,18 +129,19 @@ def _drain_events(*workers: RolloutGroup | RewardPool) -> list[dict]:
     return events
 
 
-def evaluate_periodically(cfg: CosmoConfig, tracker: RunTracker, step: int, checkpoint: str,
+def evaluate_periodically(cfg: CosmoConfig, tracker: RunTracker, name: str, step: int, checkpoint: str,
                           eval_file: str | None) -> None:
-    """`eval.every_steps`: the checkpoint just written, in a Ray task, while the loop waits."""
+    """`eval.every_steps`: the checkpoint just written, in a Ray task, while the loop waits; labelled
+    `<stage>_step_<N>`, on the stage's eval series."""
     every = cfg.eval.every_steps if eval_file else 0
     if every and step % every == 0:
-        evaluate_once(cfg, tracker, f"rl_step_{step}", checkpoint, eval_file, step, series="rl",  # type: ignore[arg-type]
+        evaluate_once(cfg, tracker, f"{name}_step_{step}", checkpoint, eval_file, step, series=name,  # type: ignore[arg-type]
                       during_training=True)
 
 
-def evaluate_resumed_checkpoint(cfg: CosmoConfig, tracker: RunTracker, resume: ResumePoint | None,
+def evaluate_resumed_checkpoint(cfg: CosmoConfig, tracker: RunTracker, name: str, resume: ResumePoint | None,
                                 eval_file: str | None) -> None:
     """The killed launch may have died before the periodic eval of the checkpoint it resumes from."""
     if resume is not None:
-        log.info("[rl] resumed after step %d from %s", resume.step, resume.path)
-        evaluate_periodically(cfg, tracker, resume.step, str(resume.path), eval_file)
+        log.info("[%s] resumed after step %d from %s", name, resume.step, resume.path)
+        evaluate_periodically(cfg, tracker, name, resume.step, str(resume.path), eval_file)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
+import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -59,6 +60,14 @@ class Stage:
                             step, self.total, state)
         self.path = saved or self.path
         return saved
+
+
+def sampler_seed(seed: int, name: str, kind: str) -> int:
+    """The seed of a stage's row order: `seed` for sft and `seed + 1` for rl, as always; a named stage adds a
+    number derived from its name, so that two stages over the same tasks do not draw the same rows in the same
+    order (each task's order is seeded by the sampler's seed alone)."""
+    seed += 1 if kind == "rl" else 0
+    return seed if name == kind else seed + zlib.crc32(name.encode())
 
 
 def optim_spec(section: SFTConfig | RLConfig, items_per_step: int, num_ranks: int) -> OptimSpec:

@@ -5,7 +5,7 @@ runs/<name>/
   metrics.jsonl      one JSON object per logged step ({"stage", "step", "time", metrics...})
   ledger.jsonl       the row ids each step trained on ({"stage", "step", "sample_ids", "excluded", "skipped"})
   samples.jsonl      sample trajectories every logging.samples_every RL steps (prompt, response, rewards)
-  checkpoints/       <stage>/step_<N>/ HF checkpoints (sft/, rl/)
+  checkpoints/       <stage>/step_<N>/ HF checkpoints (sft/, rl/, or a named stage's: train.stage_configs)
   eval/              one JSON report per evaluated model
   wandb/             wandb's files (offline unless logging.wandb_mode=online)
   wandb-run-id       the wandb run's id, so that a resumed run continues the same wandb run

@@ -1,10 +1,11 @@
 """`cosmo train`: the whole run, top to bottom.
 
     resume point -> check data and model -> run directory -> Ray -> eval start model -> for each stage: train, eval
-    -> the start / SFT / RL table
+    -> the table with a column per evaluated model (start, then each stage)
 
 The driver holds no model weights: training runs in the learner's Ray actors, generation in the
-rollout actors, evaluation in a Ray task. Each stage's loop is one module: `sft.run_sft`, `rl.run_rl`.
+rollout actors, evaluation in a Ray task. Each kind of stage's loop is one module: `sft.run_sft`,
+`rl.run_rl`; a named stage (train.stage_configs) runs its kind's loop with its own merged config.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from pathlib import Path
 
 import ray
 
-from cosmo.config import CosmoConfig
+from cosmo.config import CosmoConfig, stage_config
 from cosmo.driver.assets import prepare_assets
 from cosmo.driver.checkpoint_eval import evaluate_once
 from cosmo.driver.cluster import handle_sigterm, ray_session
@@ -54,9 +55,11 @@ def train(cfg: CosmoConfig) -> dict[str, dict]:
                 log.info("device auto -> %s", cfg.device)
             reports.update(evaluate_once(cfg, tracker, "start", model_path, assets.eval_file, 0))
             for stage in cfg.train.stages:
-                total = cfg.sft.steps if stage == "sft" else cfg.rl.steps
-                data = assets.rl_file if stage == "rl" else assets.train_file
-                model_path = run_or_resume_stage(cfg, tracker, stage, total, model_path, data, assets.eval_file, point)
+                kind, stage_cfg = stage_config(cfg, stage)  # after the device is decided: the stage inherits it
+                total = stage_cfg.sft.steps if kind == "sft" else stage_cfg.rl.steps
+                data = assets.rl_file if kind == "rl" else assets.train_file
+                model_path = run_or_resume_stage(stage_cfg, tracker, stage, kind, total, model_path, data,
+                                                 assets.eval_file, point)
                 reports.update(evaluate_once(cfg, tracker, stage, model_path, assets.eval_file, total))
     finally:
         tracker.close()
@@ -68,10 +71,11 @@ def train(cfg: CosmoConfig) -> dict[str, dict]:
     return reports
 
 
-def run_or_resume_stage(cfg: CosmoConfig, tracker: RunTracker, stage: str, total: int, model_path: str,
+def run_or_resume_stage(cfg: CosmoConfig, tracker: RunTracker, stage: str, kind: str, total: int, model_path: str,
                         train_file: str, eval_file: str, point: ResumePoint | None) -> str:
-    """The stage's final model: trained from `model_path`, continued from the resume point, or (a stage
-    finished before the resume point, or the point is its last step) the checkpoint already there."""
+    """The stage's final model: trained from `model_path` by its kind's loop with the stage's `cfg`,
+    continued from the resume point, or (a stage finished before the resume point, or the point is its
+    last step) the checkpoint already there."""
     order = cfg.train.stages
     if point is not None and order.index(stage) < order.index(point.stage):
         finished = finished_stage_model(tracker.dir, stage)
@@ -81,4 +85,4 @@ def run_or_resume_stage(cfg: CosmoConfig, tracker: RunTracker, stage: str, total
         if resume.step >= total:
             return str(resume.path)  # the checkpoint is this stage's last step
         model_path = resume.state["stage_start_model"]
-    return STAGES[stage](cfg, tracker, model_path, train_file, resume=resume, eval_file=eval_file)
+    return STAGES[kind](cfg, tracker, model_path, train_file, resume=resume, eval_file=eval_file, name=stage)
