@@ -232,7 +232,8 @@ class LearnerRank:
         out: list[torch.Tensor] = [torch.empty(0)] * len(items)
         for idx in fixed_count(len(items), self.spec.micro_batch_size):
             batch, labels = self._encode([items[i] for i in idx])
-            logprobs, _ = response_logprobs(self.engine, batch, labels, chunk=self.cfg.learner.logprob_chunk_tokens)
+            logprobs, _ = response_logprobs(self.engine, batch, labels, chunk=self.cfg.learner.logprob_chunk_tokens,
+                                             temperature=self.cfg.rollout.temperature)
             mask = labels[:, 1:] != -100
             for row, i in enumerate(idx):
                 out[i] = logprobs[row][mask[row]]
@@ -255,7 +256,8 @@ class LearnerRank:
             chunk = [items[i] for i in idx]
             label_mask, mask = label_masks[j], masks[j]
             self.engine.set_gradient_accumulation_boundary(j == len(encoded) - 1)
-            logprobs, entropy = response_logprobs(self.engine, batch, labels, chunk=ln.logprob_chunk_tokens)
+            logprobs, entropy = response_logprobs(self.engine, batch, labels, chunk=ln.logprob_chunk_tokens,
+                                                  temperature=self.cfg.rollout.temperature)
             behaviour = place(label_mask, [it["logprobs"] for it in chunk], dtype=logprobs.dtype)
             adv = torch.tensor([it["advantage"] for it in chunk], dtype=logprobs.dtype, device=logprobs.device)
             # the learner's own pre-update log-probs: fixed at the batch's start, or (one update) this forward's
@@ -296,7 +298,8 @@ class LearnerRank:
     @torch.no_grad()
     def _reference_logprobs(self, batch: dict, labels: torch.Tensor) -> torch.Tensor:
         """Log-probs of the sampled tokens under the frozen start model."""
-        return response_logprobs(self.reference, batch, labels, chunk=self.cfg.learner.logprob_chunk_tokens)[0]
+        return response_logprobs(self.reference, batch, labels, chunk=self.cfg.learner.logprob_chunk_tokens,
+                                 temperature=self.cfg.rollout.temperature)[0]
 
     def _grad_norm(self) -> float | None:
         """The last optimizer step's global gradient norm; None when DeepSpeed did not compute a finite one."""

@@ -7,6 +7,7 @@ chunks (`cosmo.algorithms.logprobs`). Prompt and image positions never get logit
 from __future__ import annotations
 
 import contextlib
+import functools
 from collections.abc import Iterator
 
 import torch
@@ -37,8 +38,14 @@ def _capture_hidden(model: torch.nn.Module) -> Iterator[list[Tensor]]:
         handle.remove()
 
 
-def response_logprobs(module: torch.nn.Module, batch: dict, labels: Tensor, *, chunk: int) -> tuple[Tensor, Tensor]:
-    """Log-probs of the label tokens and the entropy at their positions, both [rows, length − 1].
+def _tempered(head: torch.nn.Module, temperature: float, hidden: Tensor) -> Tensor:
+    return head(hidden) / temperature
+
+
+def response_logprobs(module: torch.nn.Module, batch: dict, labels: Tensor, *, chunk: int,
+                      temperature: float = 1.0) -> tuple[Tensor, Tensor]:
+    """Log-probs of the label tokens and the entropy at their positions, both [rows, length − 1], under
+    the distribution the rollout samples from: the logits divided by `temperature` (rollout.temperature).
 
     `module`: the policy's DeepSpeed engine or a plain HF model (the reference); called as a whole,
     so DeepSpeed's hooks (ZeRO-3 gathering) run as in a normal forward, but with no position's
@@ -52,6 +59,7 @@ def response_logprobs(module: torch.nn.Module, batch: dict, labels: Tensor, *, c
     hidden = seen[-1][:, :-1]
     mask = labels[:, 1:] != -100
     targets = labels[:, 1:][mask]
-    logp, entropy = chunked_token_logprobs(model.lm_head, hidden[mask], targets, chunk=chunk)
+    head = model.lm_head if temperature == 1.0 else functools.partial(_tempered, model.lm_head, temperature)
+    logp, entropy = chunked_token_logprobs(head, hidden[mask], targets, chunk=chunk)
     zeros = torch.zeros(mask.shape, dtype=logp.dtype, device=logp.device)
     return zeros.masked_scatter(mask, logp), zeros.masked_scatter(mask, entropy)

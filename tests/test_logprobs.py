@@ -86,3 +86,16 @@ def test_chunks_keep_no_logits_for_backward():
     # the same values as one log-softmax over the whole vocabulary
     want = torch.log_softmax(head(hidden), -1).gather(-1, targets[:, None]).squeeze(-1)
     torch.testing.assert_close(logp, want)
+
+
+def test_logprobs_follow_the_rollout_temperature(batch):
+    """The learner scores a response under the distribution vLLM sampled it from: softmax(logits / T)."""
+    model, enc, labels = batch
+    with torch.no_grad():
+        logits = model(**enc).logits[:, :-1].float() / 0.5
+        want = torch.log_softmax(logits, -1).gather(-1, labels[:, 1:].clamp(min=0).unsqueeze(-1)).squeeze(-1)
+        want = want * (labels[:, 1:] != -100)
+        got, _ = response_logprobs(model, enc, labels, chunk=4, temperature=0.5)
+        plain, _ = response_logprobs(model, enc, labels, chunk=4)
+    torch.testing.assert_close(got, want, atol=1e-5, rtol=0)
+    assert not torch.allclose(got, plain)

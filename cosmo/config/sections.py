@@ -153,7 +153,8 @@ class RolloutConfig:
     num_actors: int = opt(2, "rollout actors, one vLLM engine each; a step's prompts are split between them")
     cpus_per_actor: float = opt(0.5, "Ray CPUs reserved per actor (fractional: actors share cores)")
     max_new_tokens: int = opt(48, "tokens sampled per response")
-    temperature: float = opt(1.0, "sampling temperature (1.0: log-probs match the learner's)")
+    temperature: float = opt(1.0, "sampling temperature; the learner scores responses at the same temperature "
+                                 "(its log-probs are of softmax(logits / temperature))")
     top_p: float = opt(1.0, "nucleus sampling")
     max_model_len: int = opt(512, "vLLM context length (prompt with image tokens + response)")
     enforce_eager: bool = opt(True, "no CUDA graphs / compilation (required on CPU)")
