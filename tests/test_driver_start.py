@@ -20,6 +20,8 @@ from cosmo.driver.cluster import ClusterError, resolve_address, wait_reachable
 from learner.checkpoint import COMPLETE_MARKER
 
 ROOT = Path(__file__).resolve().parents[1]
+# the built-in set as the generator writes it without options (the default recipe sets some)
+PLAIN_DATA = ("data.eval_disjoint=false", "data.rl_per_task=0", "data.sft_over_refusal_refusals=0", "data.sft_frames=0")
 
 
 def _closed_port() -> int:
@@ -139,15 +141,16 @@ def test_built_in_data_built_with_other_keys_is_named_and_user_data_is_never_tou
 
     build_dataset(tmp_path / "d", seed=0, train_per_task=2, eval_per_task=1)
     same = load_config(ROOT / "configs" / "tiny-cpu.yaml", ["model.path=m", f"data.dir={tmp_path / 'd'}",
-                                                            "data.train_per_task=2", "data.eval_per_task=1"])
+                                                            "data.train_per_task=2", "data.eval_per_task=1",
+                                                            *PLAIN_DATA])
     assert stale_builtin_data(tmp_path / "d", same.data, 0) is None
     assert stale_builtin_data(tmp_path / "d", same.data, 1) == "seed 0 (this run: 1)"
     more = load_config(ROOT / "configs" / "tiny-cpu.yaml", ["model.path=m", "data.train_per_task=3",
-                                                            "data.eval_per_task=1"])
+                                                            "data.eval_per_task=1", *PLAIN_DATA])
     assert stale_builtin_data(tmp_path / "d", more.data, 0) == ("[2] rows per task in train "
                                                                 "(this run: data.train_per_task=3)")
     pool = load_config(ROOT / "configs" / "tiny-cpu.yaml", ["model.path=m", "data.train_per_task=2",
-                                                            "data.eval_per_task=1", "data.rl_per_task=4"])
+                                                            "data.eval_per_task=1", *PLAIN_DATA, "data.rl_per_task=4"])
     assert stale_builtin_data(tmp_path / "d", pool.data, 0) == "[0] rows per task in rl (this run: data.rl_per_task=4)"
     (tmp_path / "mine").mkdir()  # the user's own data: no generator manifest, never rebuilt
     assert stale_builtin_data(tmp_path / "mine", more.data, 0) is None
