@@ -16,6 +16,7 @@ from scipy.stats import t as student_t
 
 from cosmo.evaltable import SIGNIFICANCE, paired_metric_change
 from cosmo.report import EVAL_METRICS, SAFETY
+from cosmo.stats import wilson_interval
 
 CONFIDENCE = 0.95
 
@@ -45,10 +46,15 @@ def _count(report: Mapping, metric: str) -> list[int] | None:
     return [count["hits"], count["rows"]] if count else None
 
 
+def _wilson(count: list[int] | None) -> list[float] | None:
+    return list(wilson_interval(*count)) if count else None
+
+
 def paired_figures(pairs: Mapping[int, tuple[Mapping, Mapping]], metric: str) -> dict:
     """One metric over seeds, each seed a (before, after) pair of reports on the same rows: the mean before,
-    after and of the change after − before with their t-intervals, and per seed the counts, the change and
-    the exact McNemar p-value (None when a report lacks per-row hits). Seeds lacking the metric are left out."""
+    after and of the change after − before with their t-intervals, and per seed the counts (with their 95 %
+    Wilson intervals), the change and the exact McNemar p-value (None when a report lacks per-row hits).
+    Seeds lacking the metric are left out."""
     seeds = []
     for seed, (before, after) in sorted(pairs.items()):
         a, b = before["metrics"].get(metric), after["metrics"].get(metric)
@@ -56,9 +62,10 @@ def paired_figures(pairs: Mapping[int, tuple[Mapping, Mapping]], metric: str) ->
             continue
         test = paired_metric_change(before, after, metric)
         p = None if test is None else test["p_value"]
-        seeds.append({"seed": seed, "before": _count(before, metric), "after": _count(after, metric),
-                      "before_value": a, "after_value": b, "change": b - a, "p_value": p,
-                      "beyond_noise": None if p is None else p < SIGNIFICANCE})
+        counts = _count(before, metric), _count(after, metric)
+        seeds.append({"seed": seed, "before": counts[0], "after": counts[1], "before_value": a, "after_value": b,
+                      "before_wilson": _wilson(counts[0]), "after_wilson": _wilson(counts[1]), "change": b - a,
+                      "p_value": p, "beyond_noise": None if p is None else p < SIGNIFICANCE})
     return {"before": t_interval([s["before_value"] for s in seeds]),
             "after": t_interval([s["after_value"] for s in seeds]),
             "change": t_interval([s["change"] for s in seeds]), "seeds": seeds}

@@ -45,24 +45,29 @@ def shown(command: Sequence[str]) -> str:
     return shlex.join(["python" if c == sys.executable else c for c in command])
 
 
-def start_train(config: str | Path, overrides: Sequence[str], log_path: Path) -> subprocess.Popen:
-    """`cosmo train CONFIG OVERRIDES...` in a subprocess run from the repository root, output to `log_path`."""
+def start_train(config: str | Path, overrides: Sequence[str], log_path: Path, append: bool = False
+                ) -> subprocess.Popen:
+    """`cosmo train CONFIG OVERRIDES...` in a subprocess run from the repository root, output to `log_path`
+    (after what it holds with `append`, e.g. the failed launch a retry follows)."""
     env = {**LOCAL_ENV, **os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
     log_path.parent.mkdir(parents=True, exist_ok=True)
-    with open(log_path, "w") as log:
+    with open(log_path, "a" if append else "w") as log:
         return subprocess.Popen(train_command(config, overrides), cwd=ROOT, env=env, stdout=log,
                                 stderr=subprocess.STDOUT)
 
 
-def run_train(tag: str, name: str, config: str | Path, overrides: Sequence[str], log_path: Path) -> float:
+def run_train(tag: str, name: str, config: str | Path, overrides: Sequence[str], log_path: Path,
+              append: bool = False) -> float:
     """Run one training to its end with a progress line when it starts and when it ends; its wall seconds.
-    RuntimeError (naming the log) when it fails."""
+    RuntimeError (naming the log and quoting its last line) when it fails."""
     print(f"[{tag}] start {name}: {shown(train_command(config, overrides))}", flush=True)
     started = time.perf_counter()
-    rc = start_train(config, overrides, log_path).wait()
+    rc = start_train(config, overrides, log_path, append).wait()
     seconds = time.perf_counter() - started
     if rc != 0:
-        raise RuntimeError(f"{name}: `cosmo train` exited {rc} after {seconds:.0f} s; see {log_path}")
+        last = next((line for line in reversed(log_path.read_text(errors="replace").splitlines()) if line.strip()), "")
+        raise RuntimeError(f"{name}: `cosmo train` exited {rc} after {seconds:.0f} s ({last.strip()[:200]}); "
+                           f"see {log_path}")
     print(f"[{tag}] done  {name} in {seconds:.0f} s", flush=True)
     return seconds
 
@@ -118,44 +123,53 @@ def finished(run_dir: Path, stages: Sequence[str]) -> bool:
     return all(read_report(run_dir, label) is not None for label in [*sft[-1:], stages[-1]])
 
 
-def same_config(run_dir: Path, cfg) -> bool:
-    """The run was made with this very config (`resume` aside): a --quick run is never reused as a full one."""
+def same_inputs(run_dir: Path, cfg) -> bool:
+    """The run was made with this very config (`resume` aside), so a --quick run is never reused as a full one,
+    and from the same start model weights (its start evaluation's fingerprint), so an ablation is not reused after
+    the SFT run it starts from was made again."""
     from omegaconf import OmegaConf
 
     from cosmo.config import to_yaml
+    from cosmo.driver.checkpoint_eval import model_fingerprint
 
     saved = run_dir / "config.yaml"
     if not saved.is_file():
         return False
     a = OmegaConf.to_container(OmegaConf.load(saved))
     b = OmegaConf.to_container(OmegaConf.create(to_yaml(cfg)))
-    return {**a, "resume": None} == {**b, "resume": None}
+    start = read_report(run_dir, "start")  # none yet: nothing trained either
+    return {**a, "resume": None} == {**b, "resume": None} and (
+        start is None or start.get("model_fingerprint") == model_fingerprint(cfg.model.path))
 
 
 def train_once(tag: str, name: str, config: str | Path, overrides: Sequence[str], runs_dir: Path, *,
                skip_existing: bool, position: str = "") -> float | None:
     """Run `name` (logging.run_name, under `runs_dir`) to the end of its stages and evaluations; its wall seconds.
 
-    An earlier run directory of that name is removed first; with `skip_existing` a finished one made with the same
-    config is reused instead (None), and an interrupted one continues from its newest checkpoint (`resume=auto`,
-    its evaluations reused). A failed launch continues once from its checkpoint (e.g. Ray not up in time on a
-    loaded machine); RuntimeError when that fails too or the run ends without its evaluations."""
+    An earlier run directory of that name is removed first, unless `skip_existing` and it was made with the same
+    config and start model: then a finished one is reused (None) and an interrupted one continues from its newest
+    checkpoint (`resume=auto`, its evaluations reused). A failed launch continues once from its checkpoint (e.g.
+    Ray not up in time on a loaded machine); RuntimeError when that fails too or the run ends without its
+    evaluations."""
     from cosmo.config import load_config
 
     run_dir, cfg = runs_dir / name, load_config(config, overrides)
     label = f"{name} ({position})" if position else name
-    if run_dir.exists() and skip_existing and finished(run_dir, cfg.train.stages) and same_config(run_dir, cfg):
+    resume = skip_existing and run_dir.exists() and same_inputs(run_dir, cfg)
+    if resume and finished(run_dir, cfg.train.stages):
         print(f"[{tag}] reuse {label}: finished in {rel(run_dir)}", flush=True)
         return None
-    resume = skip_existing and run_dir.exists()
     if run_dir.exists() and not resume:
+        if skip_existing:
+            print(f"[{tag}] {label}: {rel(run_dir)} was made with another config or start model; running it again",
+                  flush=True)
         shutil.rmtree(run_dir)
     log = runs_dir / f"{name}.log"
     try:
         seconds = run_train(tag, label, config, [*overrides, *(["resume=auto"] if resume else [])], log)
     except RuntimeError as exc:
         print(f"[{tag}] {exc}; continuing it once (resume=auto)", flush=True)
-        seconds = run_train(tag, label, config, [*overrides, "resume=auto"], log)
+        seconds = run_train(tag, label, config, [*overrides, "resume=auto"], log, append=True)
     if not finished(run_dir, cfg.train.stages):
         raise RuntimeError(f"{name}: ended without the evaluations to compare (keep eval.enabled=true); see {log}")
     return seconds

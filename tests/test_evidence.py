@@ -65,6 +65,9 @@ def test_paired_figures_means_intervals_and_mcnemar_per_seed():
     assert (f["change"]["low"], f["change"]["high"]) == (pytest.approx(-4 / 9 - half), pytest.approx(-4 / 9 + half))
     seeds = {s["seed"]: s for s in f["seeds"]}
     assert seeds[0]["before"] == [6, 6] and seeds[0]["after"] == [0, 6]
+    # Wilson at 0/6 (z² = 3.841459): centre (z²/12) / (1 + z²/6) = 0.320122 / 1.640243 = 0.195167, which is also
+    # the half width, so [0, 0.390334]
+    assert seeds[0]["after_wilson"] == [pytest.approx(0.0, abs=1e-12), pytest.approx(0.390334, abs=1e-6)]
     assert seeds[0]["p_value"] == pytest.approx(0.03125) and seeds[0]["beyond_noise"] is True
     assert seeds[1]["p_value"] == pytest.approx(0.5) and seeds[1]["beyond_noise"] is False
     assert seeds[2]["p_value"] == 1.0 and seeds[2]["change"] == 0
@@ -190,3 +193,37 @@ def test_stability_quarter_table_averages_seeds():
                         "| clip fraction GRPO | clip fraction CPGD | KL to old policy GRPO | KL to old policy CPGD |")
     # quarter 2 is step 2: GRPO reward (0 + 1) / 2, length 20 in both runs, clip (0.5 + 0.1) / 2
     assert lines[3] == "| 2 (2-2) | 0.500 | 0.250 | 20.000 | 20.000 | 0.300 | 0.000 | 0.000 | 0.000 |"
+
+
+def test_rl_steps_reads_the_last_attempt(tmp_path):
+    import json
+
+    from metrics import rl_steps
+
+    # a launch that died at RL step 2 before any checkpoint, then a full relaunch with 3 steps
+    lines = [{"stage": "rl", "step": 1, "x": 0}, {"stage": "rl", "step": 2, "x": 0},
+             {"stage": "rl", "step": 1, "x": 1}, {"stage": "rl", "step": 2, "x": 1}, {"stage": "rl", "step": 3, "x": 1}]
+    (tmp_path / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in lines))
+    assert [(r["step"], r["x"]) for r in rl_steps(tmp_path, skip=0)] == [(1, 1), (2, 1), (3, 1)]
+    assert [r["step"] for r in rl_steps(tmp_path)] == [2, 3]
+
+
+def test_a_run_is_reused_only_with_the_same_config_and_start_model(tmp_path):
+    import json
+
+    from cosmo.config import load_config, to_yaml
+    from cosmo.driver.checkpoint_eval import model_fingerprint
+
+    model = tmp_path / "model"
+    model.mkdir()
+    (model / "weights.bin").write_bytes(b"1234")
+    config = launch.ROOT / "configs" / "tiny-cpu.yaml"
+    cfg = load_config(config, [f"model.path={model}"])
+    run = tmp_path / "run"
+    (run / "eval").mkdir(parents=True)
+    (run / "config.yaml").write_text(to_yaml(load_config(config, [f"model.path={model}", "resume=auto"])))
+    (run / "eval" / "start.json").write_text(json.dumps({"model_fingerprint": model_fingerprint(str(model))}))
+    assert launch.same_inputs(run, cfg)  # `resume` aside, the same config and weights
+    assert not launch.same_inputs(run, load_config(config, [f"model.path={model}", "rl.steps=3"]))
+    (model / "weights.bin").write_bytes(b"123456")  # the start model was made again
+    assert not launch.same_inputs(run, cfg)
