@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
+
+from cosmo.report import latest_attempt, read_metrics
 
 # time/rollout_wait: the part of rollout the step waited for (all of it in sync mode; in async mode
 # the rest overlapped with training)
@@ -11,6 +12,7 @@ STAGES = ("time/rollout_wait", "time/reward", "time/train", "time/sync")
 
 
 def rl_steps(run_dir: str | Path, skip: int = 1) -> list[dict]:
-    """The run's RL step records after the first `skip` (step 1 includes the engines' warm-up)."""
-    lines = (Path(run_dir) / "metrics.jsonl").read_text().splitlines()
-    return [r for r in map(json.loads, lines) if r.get("stage") == "rl"][skip:]
+    """The run's RL step records after the first `skip` (step 1 includes the engines' warm-up), of its last
+    attempt only: a launch that failed before its first checkpoint and was started again logged its steps twice."""
+    records, _ = latest_attempt(read_metrics(Path(run_dir) / "metrics.jsonl"))
+    return [r for r in records if r.get("stage") == "rl"][skip:]

@@ -18,16 +18,14 @@ import csv
 import json
 import os
 import statistics
-import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
 
 import psutil
+from launch import ROOT, start_train
 from metrics import rl_steps
 
-ROOT = Path(__file__).resolve().parents[1]
 PRESETS = ("small", "medium", "large20m")
 # Ray titles each actor's worker process "ray::<Class>[.<method>]"
 ROLES = {"learner": "ray::LearnerRank", "rollout": "ray::RolloutWorker"}
@@ -124,16 +122,13 @@ def run_config(out: Path, model: Path, new_tokens: int, steps: int, prompts: int
     ]
     run_dir = out / "runs" / name
     (run_dir / "metrics.jsonl").unlink(missing_ok=True)
-    env = {**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
     started = time.perf_counter()
-    with open(out / f"{name}.log", "w") as log:
-        proc = subprocess.Popen([sys.executable, "-m", "cosmo", "train", str(ROOT / "configs" / "tiny-cpu.yaml"),
-                                 *overrides], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-        poller = PeakRss(proc.pid)
-        poller.start()
-        rc = proc.wait()
-        poller.done.set()
-        poller.join()
+    proc = start_train(ROOT / "configs" / "tiny-cpu.yaml", overrides, out / f"{name}.log")
+    poller = PeakRss(proc.pid)
+    poller.start()
+    rc = proc.wait()
+    poller.done.set()
+    poller.join()
     if rc != 0:
         raise RuntimeError(f"{name}: `cosmo train` exited {rc}; see {out / f'{name}.log'}")
     row = summarize(rl_steps(run_dir))
