@@ -49,7 +49,8 @@ def test_sigterm_ends_cosmo_train_within_seconds_and_a_stale_ray_address_file_is
     address_file.parent.mkdir(parents=True, exist_ok=True)
     address_file.write_text("127.0.0.1:1")  # nothing listens on port 1
     cmd = [sys.executable, "-m", "cosmo", "train", str(ROOT / "configs" / "tiny-cpu.yaml"),
-           f"model.path={tiny_model}", "model.build_preset=null", f"data.dir={builtin_data['train'].parent}", "data.rl_per_task=0",
+           f"model.path={tiny_model}", "model.build_preset=null", f"data.dir={builtin_data['train'].parent}",
+           "data.rl_per_task=0",
            f"logging.runs_dir={tmp_path}", "logging.wandb_mode=disabled", "eval.enabled=false", "train.stages=[sft]",
            "sft.steps=100000", "sft.global_batch_size=8", "sft.micro_batch_size=4", "logging.log_every=1"]
     try:
@@ -84,7 +85,8 @@ def test_cosmo_train_end_to_end_writes_the_run_directory(tiny_model, builtin_dat
         pytest.fail("this test starts Ray: run it through deploy/loopback.sh (as `make test` does)")
     runs = tmp_path / "runs"
     cmd = [sys.executable, "-m", "cosmo", "train", str(ROOT / "configs" / "tiny-cpu.yaml"),
-           f"model.path={tiny_model}", "model.build_preset=null", f"data.dir={builtin_data['train'].parent}", "data.rl_per_task=0",
+           f"model.path={tiny_model}", "model.build_preset=null", f"data.dir={builtin_data['train'].parent}",
+           "data.rl_per_task=0",
            f"logging.runs_dir={runs}", "logging.run_name=e2e", "logging.log_every=2",
            "sft.steps=4", "sft.warmup_steps=1", "sft.global_batch_size=8", "sft.micro_batch_size=4",
            "train.stages=[sft,rl]", "rl.steps=4", "rl.prompts_per_step=2", "algorithm.group_size=4",

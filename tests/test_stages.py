@@ -124,7 +124,8 @@ def test_three_stages_run_in_one_run_and_resume_inside_the_second_rl_stage(ray_c
 
     assert "COSMO_LOOPBACK" in os.environ, "run through deploy/loopback.sh (as `make test` does)"
     overrides = [
-        f"model.path={tiny_model}", "model.build_preset=null", f"data.dir={builtin_data['train'].parent}", "data.rl_per_task=0",
+        f"model.path={tiny_model}", "model.build_preset=null", f"data.dir={builtin_data['train'].parent}",
+        "data.rl_per_task=0",
         f"logging.runs_dir={tmp_path}", "logging.run_name=staged", "logging.wandb_mode=disabled",
         "learner.num_ranks=1", "rollout.num_actors=1", "reward.num_workers=1", "rollout.max_new_tokens=8",
         "sft.steps=2", "sft.global_batch_size=8", "sft.micro_batch_size=4",
