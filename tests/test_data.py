@@ -24,8 +24,8 @@ from cosmo.data import (
     render,
     write_jsonl,
 )
-from cosmo.data.build import _framed_rows
-from cosmo.data.pools import split_pools
+from cosmo.data.build import _framed_rows, rl_only_phrases
+from cosmo.data.pools import bank_phrases, split_pools
 from cosmo.rules.answers import answers_match
 from cosmo.rules.constraints import check_constraints
 from cosmo.rules.refusal import REFUSAL_TEXT, is_refusal
@@ -371,6 +371,23 @@ def test_sft_frames_reword_the_share_of_text_rows_and_nothing_else(built, tmp_pa
     assert 0.3 * text_rows < changed < 0.7 * text_rows
     with pytest.raises(ValueError, match="data.sft_frames"):
         build_dataset(tmp_path, sft_frames=-0.1)
+
+
+def test_rl_only_harmful_phrases_are_in_the_rl_pool_and_in_no_train_row(tmp_path: Path):
+    paths = build_dataset(tmp_path, seed=3, train_per_task=60, eval_per_task=EVAL_N, rl_per_task=60,
+                          rl_only_harmful_phrases=5)
+    reserved = set(rl_only_phrases(5))
+    harmful_seen = {p for p, _ in bank_phrases(banks.HARMFUL, False)}
+    assert len(reserved) == 5 and reserved <= harmful_seen  # train-side phrases, never the held-out ones
+    train, rl = load_jsonl(paths["train"]), load_jsonl(paths["rl"])
+    assert not [s.id for s in train if s.meta.get("phrase") in reserved]
+    in_rl = [s for s in rl if s.meta.get("phrase") in reserved]
+    assert in_rl and all(s.should_refuse and s.task in ("safety", "jailbreak") for s in in_rl)
+    assert Counter(s.task for s in train) == dict.fromkeys(TASKS, 60)  # the other phrases fill the quota
+    with pytest.raises(ValueError, match="data.rl_only_harmful_phrases needs an RL pool"):
+        build_dataset(tmp_path / "x", rl_only_harmful_phrases=2)
+    with pytest.raises(ValueError, match=r"data.rl_only_harmful_phrases: expected an integer in \[0, 32\]"):
+        rl_only_phrases(33)
 
 
 def test_bad_options_name_the_key(tmp_path: Path):

@@ -50,6 +50,8 @@ def _validate_tree(cfg: CosmoConfig) -> None:
     _check(0 <= cfg.data.sft_over_refusal_refusals <= 1, "data.sft_over_refusal_refusals", "a share in [0, 1]",
            cfg.data.sft_over_refusal_refusals)
     _check(0 <= cfg.data.sft_frames <= 1, "data.sft_frames", "a share in [0, 1]", cfg.data.sft_frames)
+    _check(cfg.data.rl_only_harmful_phrases == 0 or cfg.data.rl_per_task > 0, "data.rl_only_harmful_phrases",
+           "0 unless data.rl_per_task > 0 (the phrases go to the RL pool)", cfg.data.rl_only_harmful_phrases)
     d = cfg.data
     for name in ("augment_fraction", "augment_p_typed", "augment_p_split", "augment_p_list", "augment_p_roleplay",
                  "augment_p_wrap_image", "augment_max_noise"):

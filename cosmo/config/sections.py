@@ -70,6 +70,9 @@ class DataConfig:
     sft_frames: float = opt(0.0, "built-in set: share of the text-only train rows whose prompt is reworded in an "
                             "SFT-only phrasing (e.g. 'Tell me: ...'), so that RL's and eval's rewordings are not "
                             "out of distribution for the SFT model")
+    rl_only_harmful_phrases: int = opt(0, "built-in set: harmful phrases of the train side kept out of every train "
+                                       "row and used only in the RL pool, so that RL keeps refusing requests SFT "
+                                       "never showed while it learns to answer benign ones (up to 32)")
     max_length: int = opt(256, "tokens per training sequence (prompt, image tokens and response)")
     augment: bool = opt(False, "add multimodal jailbreak variants of text-only harmful rows (and the same "
                         "variants of benign-sensitive rows) to the training file, materialised once per "

@@ -73,12 +73,24 @@ def _render(recipe: tuple, split: str, size: int, seed: int) -> Image.Image:
 Row = tuple[str, Item, str, int]  # task, item, prompt, render seed
 
 
-def _split_rows(split: str, per_task: int, seed: int) -> list[Row]:
-    """Today's draw: item and prompt at random (with repeats) from the split's pools."""
+def rl_only_phrases(n: int) -> list[str]:
+    """The `n` train-side harmful phrases that `data.rl_only_harmful_phrases` keeps out of SFT: spread over
+    the bank (every third seen phrase first) so that several harm categories are represented."""
+    seen = [p for p, _ in bank_phrases(banks.HARMFUL, False)]
+    if not 0 <= n <= len(seen):
+        raise ValueError(f"data.rl_only_harmful_phrases: expected an integer in [0, {len(seen)}], got {n}")
+    return (seen[1::3] + [p for i, p in enumerate(seen) if i % 3 != 1])[:n]
+
+
+def _split_rows(split: str, per_task: int, seed: int, exclude: frozenset[str] = frozenset()) -> list[Row]:
+    """Today's draw: item and prompt at random (with repeats) from the split's pools, without the items
+    whose phrase is in `exclude`."""
     rows = []
     for task in TASKS:
         rng = random.Random(f"cosmo/{seed}/{split}/{task}")
         pools = split_pools(split)[task]
+        if exclude:
+            pools = {sub: [it for it in pool if it.meta.get("phrase") not in exclude] for sub, pool in pools.items()}
         subtypes = allocate(per_task, subtype_weights(task, split))
         rng.shuffle(subtypes)
         for sub in subtypes:
@@ -189,19 +201,24 @@ def build_dataset(
     rl_per_task: int = 0,
     sft_over_refusal_refusals: float = 0.0,
     sft_frames: float = 0.0,
+    rl_only_harmful_phrases: int = 0,
 ) -> dict[str, Path]:
     """Write train.jsonl, eval.jsonl (and rl.jsonl when rl_per_task > 0), images/*.png and manifest.json.
 
     eval_disjoint: the held-out split repeats no train or RL row (`_framed_rows`, EVAL_FRAMES). rl_per_task:
     rows per task of an RL prompt pool disjoint from train and eval (RL_FRAMES, fresh renders in train looks,
     train phrases only). sft_over_refusal_refusals: share of over_refusal train rows whose target refuses.
-    sft_frames: share of text-only train rows reworded (SFT_FRAMES).
+    sft_frames: share of text-only train rows reworded (SFT_FRAMES). rl_only_harmful_phrases: harmful phrases
+    (`rl_only_phrases`) in no train row, only in the RL pool: RL meets harmful requests SFT never showed.
     The defaults write today's files. Same arguments -> byte-identical files. Returns split -> path.
     """
     if not 0.0 <= sft_over_refusal_refusals <= 1.0:
         raise ValueError(f"data.sft_over_refusal_refusals: expected a share in [0, 1], got {sft_over_refusal_refusals}")
     if not 0.0 <= sft_frames <= 1.0:
         raise ValueError(f"data.sft_frames: expected a share in [0, 1], got {sft_frames}")
+    reserved = frozenset(rl_only_phrases(rl_only_harmful_phrases))
+    if reserved and not rl_per_task:
+        raise ValueError("data.rl_only_harmful_phrases needs an RL pool: set data.rl_per_task > 0")
     if rl_per_task < 0:
         raise ValueError(f"data.rl_per_task: expected an integer >= 0, got {rl_per_task}")
     out = Path(out_dir)
@@ -212,8 +229,8 @@ def build_dataset(
             old.unlink()
     (out / "rl.jsonl").unlink(missing_ok=True)
     plans = {
-        "train": _reframed(_split_rows("train", train_per_task, seed), sft_frames, seed) if sft_frames
-        else _split_rows("train", train_per_task, seed),
+        "train": _reframed(_split_rows("train", train_per_task, seed, reserved), sft_frames, seed) if sft_frames
+        else _split_rows("train", train_per_task, seed, reserved),
         "eval": (_framed_rows("eval", eval_per_task, seed, pools_of="eval", frames=banks.EVAL_FRAMES, strict=True)
                  if eval_disjoint else _split_rows("eval", eval_per_task, seed)),
     }
@@ -244,7 +261,8 @@ def build_dataset(
     }
     options = {"eval_disjoint": eval_disjoint, "rl_per_task": rl_per_task,
                "sft_over_refusal_refusals": sft_over_refusal_refusals,
-               **({"sft_frames": sft_frames} if sft_frames else {})}  # older manifests have no sft_frames
+               **({"sft_frames": sft_frames} if sft_frames else {}),  # older manifests have neither
+               **({"rl_only_harmful_phrases": rl_only_harmful_phrases} if rl_only_harmful_phrases else {})}
     if any(options.values()):  # recorded only when set, so that a default build writes today's manifest
         manifest["options"] = options
     (out / "manifest.json").write_text(
@@ -259,7 +277,7 @@ def build_from_config(data_cfg: DataConfig, seed: int) -> dict[str, Path]:
     return build_dataset(data_cfg.dir, seed=seed, train_per_task=data_cfg.train_per_task,
                          eval_per_task=data_cfg.eval_per_task, eval_disjoint=data_cfg.eval_disjoint,
                          rl_per_task=data_cfg.rl_per_task, sft_over_refusal_refusals=data_cfg.sft_over_refusal_refusals,
-                         sft_frames=data_cfg.sft_frames)
+                         sft_frames=data_cfg.sft_frames, rl_only_harmful_phrases=data_cfg.rl_only_harmful_phrases)
 
 
 @lru_cache(maxsize=1)
