@@ -56,7 +56,6 @@ def open_engine(model_path: str, r: RolloutConfig, *, on_gpu: bool, seed: int, m
             seed=seed,
             limit_mm_per_prompt={"image": max(1, max_images), "video": 0},
             use_tqdm_on_load=current_level() == "verbose",  # vLLM's weight-loading bar (cosmo.logs)
-            logprobs_mode="processed_logprobs",  # of the distribution sampled from (after temperature), as learner
             **memory,
         )
     except ValueError as exc:

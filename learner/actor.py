@@ -271,8 +271,8 @@ class LearnerRank:
                 is_weights, truncated = importance_weights(old, behaviour, a.is_cap)
                 adv = adv[:, None] * is_weights
                 extra = {"is_weight": is_weights, "is_truncated_frac": truncated.float()}
-            else:
-                old = behaviour if fixed_old is None else start
+            else:  # the learner's own log-probs: vLLM reports them before temperature and logit bias
+                old = start
             ref = self._reference_logprobs(batch, labels) if self.reference is not None else None
             loss, stats = policy_loss(
                 a.name, logprobs, old, ref, adv, mask,

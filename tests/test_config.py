@@ -140,3 +140,10 @@ def test_ablation_recipes_differ_from_the_default_only_where_they_say():
     grpo = load_config(ROOT / "configs" / "ablation-grpo.yaml")
     assert grpo.algorithm.name == "grpo" and default.algorithm.name == "cpgd"
     assert (grpo.rl, grpo.sft, grpo.data, grpo.reward) == (default.rl, default.sft, default.data, default.reward)
+
+
+def test_async_mode_needs_temperature_one():
+    """Async importance weights divide by vLLM's log-probs, which are of the untempered distribution."""
+    with pytest.raises(ConfigError, match=r"rollout.temperature.*1.0 with rl.mode=async"):
+        load_config(DEFAULT, ["model.path=m", "rl.mode=async", "rollout.temperature=0.7"])
+    assert load_config(DEFAULT, ["model.path=m", "rollout.temperature=0.7"]).rollout.temperature == 0.7

@@ -21,7 +21,8 @@ from learner.checkpoint import COMPLETE_MARKER
 
 ROOT = Path(__file__).resolve().parents[1]
 # the built-in set as the generator writes it without options (the default recipe sets some)
-PLAIN_DATA = ("data.eval_disjoint=false", "data.rl_per_task=0", "data.sft_over_refusal_refusals=0", "data.sft_frames=0")
+PLAIN_DATA = ("data.eval_disjoint=false", "data.rl_per_task=0", "data.sft_over_refusal_refusals=0", "data.sft_frames=0",
+              "data.rl_only_harmful_phrases=0")
 
 
 def _closed_port() -> int:
@@ -100,7 +101,7 @@ def test_a_batch_larger_than_the_data_is_a_warning_naming_the_keys(builtin_data,
     assert warnings[0] in caplog.text
     # with a task mixture all on `safety` (8 rows): SFT draws 32 and RL 16 of those 8 rows per step
     cfg = load_config(ROOT / "configs" / "tiny-cpu.yaml", ["model.path=m", "rl.prompts_per_step=16",
-                                                           "data.task_weights={safety: 1.0}"])
+                                                           "data.task_weights={safety: 1.0}", "train.stages=[sft,rl]"])
     assert check_batch_sizes(cfg, {"sft": (rows, "train.jsonl"), "rl": (rows, "train.jsonl")}) == [
         f"{key}={n} with data.task_weights draws {n} rows of task 'safety' per step, but train.jsonl "
         "has only 8: rows repeat within a step"

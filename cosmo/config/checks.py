@@ -86,6 +86,9 @@ def _validate_tree(cfg: CosmoConfig) -> None:
     _check(rl.warmup_steps >= 0, "rl.warmup_steps", "an integer >= 0", rl.warmup_steps)
     _check(rl.prompts_per_step >= 1, "rl.prompts_per_step", "an integer >= 1", rl.prompts_per_step)
     _check(rl.mode in ("sync", "async"), "rl.mode", "sync or async", rl.mode)
+    _check(rl.mode == "sync" or cfg.rollout.temperature == 1.0, "rollout.temperature",
+           "1.0 with rl.mode=async (the importance weights use vLLM's log-probs, which are before temperature)",
+           cfg.rollout.temperature)
     _check(rl.dynamic_sampling_max_rounds >= 1, "rl.dynamic_sampling_max_rounds", "an integer >= 1",
            rl.dynamic_sampling_max_rounds)
     per_step = rl.micro_batch_size * cfg.learner.num_ranks

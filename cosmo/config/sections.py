@@ -157,7 +157,7 @@ class RolloutConfig:
     cpus_per_actor: float = opt(0.5, "Ray CPUs reserved per actor (fractional: actors share cores)")
     max_new_tokens: int = opt(48, "tokens sampled per response")
     temperature: float = opt(1.0, "sampling temperature; the learner scores responses at the same temperature "
-                                 "(its log-probs are of softmax(logits / temperature))")
+                                 "(its log-probs are of softmax(logits / temperature)); rl.mode=async needs 1.0")
     top_p: float = opt(1.0, "nucleus sampling")
     max_model_len: int = opt(512, "vLLM context length (prompt with image tokens + response)")
     enforce_eager: bool = opt(True, "no CUDA graphs / compilation (required on CPU)")
