@@ -60,6 +60,7 @@ def summarize(samples: Sequence[Sample], outputs: Sequence[str]) -> dict:
     """Metrics with counts, a per-task breakdown and a few sample outputs per task."""
     per_task: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
     per_modality: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    per_phrase: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
     examples: dict[str, list[dict]] = defaultdict(list)
     row_hits: dict[str, dict[str, bool]] = defaultdict(dict)
     for sample, text in zip(samples, outputs, strict=True):
@@ -69,7 +70,10 @@ def summarize(samples: Sequence[Sample], outputs: Sequence[str]) -> dict:
             if sample.task in tasks:
                 row_hits[name][sample.id] = bool(verdict.get(hit, False))
         modality = f"{sample.task}/{'image' if sample.images else 'text'}"
-        for counts in (per_task[sample.task], per_modality[modality]):
+        groups = [per_task[sample.task], per_modality[modality]]
+        if "heldout" in sample.meta:  # built-in phrase rows: a phrase seen in training or never seen
+            groups.append(per_phrase[f"{modality}/{'unseen' if sample.meta['heldout'] else 'seen'}"])
+        for counts in groups:
             counts["rows"] += 1
             for key in ("well_formed", "refused", "complied", "correct"):
                 counts[key] += int(bool(verdict.get(key, False)))
@@ -101,6 +105,10 @@ def summarize(samples: Sequence[Sample], outputs: Sequence[str]) -> dict:
         # the same counts split by text-only and image rows: a model that cannot read images
         # shows up here (e.g. over_refusal/image refused while over_refusal/text is answered)
         "per_modality": {t: dict(c) for t, c in sorted(per_modality.items())},
+        # and by phrase for the built-in safety, jailbreak and over_refusal rows: seen in training (in
+        # other wordings or renders) or never seen. A model that only memorised which phrases are harmful
+        # answers the unseen harmful ones and refuses the unseen benign ones alike (docs/results.md)
+        "per_phrase": {t: dict(c) for t, c in sorted(per_phrase.items())},
         "samples": dict(examples),
         # metric -> row id -> hit: two evaluations of the same file are compared row by row (the paired
         # test of `format_table`)
