@@ -229,8 +229,7 @@ def build_dataset(
             old.unlink()
     (out / "rl.jsonl").unlink(missing_ok=True)
     plans = {
-        "train": _reframed(_split_rows("train", train_per_task, seed, reserved), sft_frames, seed) if sft_frames
-        else _split_rows("train", train_per_task, seed, reserved),
+        "train": _reframed(_split_rows("train", train_per_task, seed, reserved), sft_frames, seed),
         "eval": (_framed_rows("eval", eval_per_task, seed, pools_of="eval", frames=banks.EVAL_FRAMES, strict=True)
                  if eval_disjoint else _split_rows("eval", eval_per_task, seed)),
     }
