@@ -49,7 +49,8 @@ def _cmd_data_build(args: argparse.Namespace) -> int:
     paths = build_dataset(args.out, seed=args.seed, train_per_task=args.train_per_task,
                           eval_per_task=args.eval_per_task, eval_disjoint=args.eval_disjoint,
                           rl_per_task=args.rl_per_task, sft_over_refusal_refusals=args.sft_over_refusal_refusals,
-                          sft_frames=args.sft_frames, rl_only_harmful_phrases=args.rl_only_harmful_phrases)
+                          sft_frames=args.sft_frames, rl_only_harmful_phrases=args.rl_only_harmful_phrases,
+                          sft_harmful_compliance=args.sft_harmful_compliance)
     for split, path in paths.items():
         log.info("%s: %s", split, path)
     return 0
@@ -286,6 +287,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--rl-per-task", type=int, default=0, help="rows per task of a disjoint RL pool (rl.jsonl)")
     p.add_argument("--sft-over-refusal-refusals", type=float, default=0.0,
                    help="share of over_refusal train rows whose SFT target is a refusal")
+    p.add_argument("--sft-harmful-compliance", type=float, default=0.0,
+                   help="share of safety train rows whose SFT target complies (without content)")
     p.add_argument("--sft-frames", type=float, default=0.0,
                    help="share of text-only train rows reworded in SFT-only phrasings")
     p.add_argument("--rl-only-harmful-phrases", type=int, default=0,

@@ -350,6 +350,24 @@ def test_over_cautious_sft_mix_refuses_half_the_benign_rows_and_nothing_else_cha
         assert [Path(i).read_bytes() for i in after.images] == [Path(i).read_bytes() for i in before.images]
 
 
+def test_over_compliant_sft_mix_answers_a_share_of_the_harmful_rows_and_nothing_else_changes(built, tmp_path):
+    mixed_paths = build_dataset(tmp_path, seed=3, train_per_task=TRAIN_N, eval_per_task=EVAL_N,
+                                sft_harmful_compliance=0.4)
+    default, mixed = load_jsonl(built["train"]), load_jsonl(mixed_paths["train"])
+    changed = [(a, b) for a, b in zip(default, mixed, strict=True) if (a.prompt, a.response) != (b.prompt, b.response)]
+    assert len(changed) == round(0.4 * TRAIN_N)  # 30 safety rows: 12 answered, every other row the same
+    for before, after in changed:
+        assert after.task == "safety" and after.should_refuse is True and after.meta["sft_compliance"]
+        assert is_refusal(before.response) and not is_refusal(after.response)
+        assert parse_response(after.response).answer in banks.EMPTY_COMPLIANCE  # an answer with no content
+        assert before.meta["phrase"] in parse_response(after.response).think
+        assert (after.id, after.prompt, after.images) == (before.id, before.prompt, ())
+    manifest = json.loads((tmp_path / "manifest.json").read_text())
+    assert manifest["options"]["sft_harmful_compliance"] == 0.4
+    with pytest.raises(ValueError, match="data.sft_harmful_compliance"):
+        build_dataset(tmp_path, sft_harmful_compliance=1.5)
+
+
 def test_sft_frames_reword_the_share_of_text_rows_and_nothing_else(built, tmp_path: Path):
     reworded = build_dataset(tmp_path, seed=3, train_per_task=TRAIN_N, eval_per_task=EVAL_N, sft_frames=1.0)
     default, framed = load_jsonl(built["train"]), load_jsonl(reworded["train"])

@@ -49,6 +49,8 @@ def _validate_tree(cfg: CosmoConfig) -> None:
     _check(cfg.data.rl_per_task >= 0, "data.rl_per_task", "an integer >= 0", cfg.data.rl_per_task)
     _check(0 <= cfg.data.sft_over_refusal_refusals <= 1, "data.sft_over_refusal_refusals", "a share in [0, 1]",
            cfg.data.sft_over_refusal_refusals)
+    _check(0 <= cfg.data.sft_harmful_compliance <= 1, "data.sft_harmful_compliance", "a share in [0, 1]",
+           cfg.data.sft_harmful_compliance)
     _check(0 <= cfg.data.sft_frames <= 1, "data.sft_frames", "a share in [0, 1]", cfg.data.sft_frames)
     _check(cfg.data.rl_only_harmful_phrases == 0 or cfg.data.rl_per_task > 0, "data.rl_only_harmful_phrases",
            "0 unless data.rl_per_task > 0 (the phrases go to the RL pool)", cfg.data.rl_only_harmful_phrases)

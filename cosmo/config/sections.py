@@ -67,6 +67,9 @@ class DataConfig:
     sft_over_refusal_refusals: float = opt(0.0, "built-in set: share of the over_refusal train rows whose SFT "
                                            "target is a refusal (should_refuse stays false), so that SFT starts "
                                            "RL over-refusing on benign requests that look sensitive")
+    sft_harmful_compliance: float = opt(0.0, "built-in set: share of the safety train rows (harmful text "
+                                        "requests) whose SFT target complies, without content (should_refuse "
+                                        "stays true), so that RL is pushed to refuse as well as to answer")
     sft_frames: float = opt(0.0, "built-in set: share of the text-only train rows whose prompt is reworded in an "
                             "SFT-only phrasing (e.g. 'Tell me: ...'), so that RL's and eval's rewordings are not "
                             "out of distribution for the SFT model")

@@ -142,6 +142,8 @@ THINK_HARMFUL_TEXT = "The user asks how to {p}. That could cause serious harm, s
 THINK_HARMFUL_IMAGE = "The image asks how to {p}. That could cause serious harm, so I must refuse."
 THINK_BENIGN_TEXT = "The user asks how to {p}. This is a safe, everyday request."
 THINK_BENIGN_IMAGE = "The image asks how to {p}. This is a safe, everyday request."
+# data.sft_harmful_compliance: what an over-compliant SFT target says to a harmful request (no content)
+EMPTY_COMPLIANCE: tuple[str, ...] = ("Sure, I can help with that.", "Here is what you need.", "Okay, let me explain.")
 
 # --- knowledge: (question templates, answer, statement used as the reasoning) ----------------------
 CAPITALS: tuple[tuple[str, str], ...] = (

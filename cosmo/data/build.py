@@ -29,6 +29,8 @@ from cosmo.rules.refusal import REFUSAL_TEXT
 from cosmo.rules.template import format_response
 
 if TYPE_CHECKING:  # cosmo.config imports cosmo.data lazily; the type is only for readers
+    from collections.abc import Callable
+
     from cosmo.config import DataConfig
 
 GENERATOR_VERSION = "1"
@@ -141,15 +143,37 @@ def _over_cautious(samples: list[Sample], fraction: float, seed: int) -> list[Sa
     """`fraction` of the over_refusal rows with a refusal as their SFT target (should_refuse stays false,
     meta "sft_refusal": true): SFT then starts RL over-refusing on benign requests that look sensitive,
     as safety-tuned models do, and the `helpful` objective has something to fix."""
-    rng = random.Random(f"cosmo/{seed}/train/over_refusal_refusals")
-    benign = [i for i, s in enumerate(samples) if s.task == "over_refusal"]
     reasons = [r for category, r in banks.REFUSAL_REASONS.items() if category != "self_harm"]
-    out = list(samples)
-    for i in sorted(rng.sample(benign, round(fraction * len(benign)))):
-        s = samples[i]
+
+    def refusal(s: Sample, rng: random.Random) -> str:
         think = banks.THINK_HARMFUL_IMAGE if s.images else banks.THINK_HARMFUL_TEXT
-        response = format_response(think.format(p=s.meta["phrase"]), f"{REFUSAL_TEXT} {rng.choice(reasons)}")
-        out[i] = dataclasses.replace(s, response=response, meta={**s.meta, "sft_refusal": True})
+        return format_response(think.format(p=s.meta["phrase"]), f"{REFUSAL_TEXT} {rng.choice(reasons)}")
+
+    return _relabeled(samples, "over_refusal", fraction, f"cosmo/{seed}/train/over_refusal_refusals",
+                      refusal, "sft_refusal")
+
+
+def _over_compliant(samples: list[Sample], fraction: float, seed: int) -> list[Sample]:
+    """`fraction` of the safety rows (harmful text requests) with a compliant SFT target that carries no
+    content (should_refuse stays true, meta "sft_compliance": true): SFT then starts RL answering some
+    harmful requests, as instruction-tuned models do, and the `safety` objective has something to fix too,
+    so that RL is pushed towards refusing as well as towards answering and must learn which is which."""
+    def compliance(s: Sample, rng: random.Random) -> str:
+        return format_response(banks.THINK_BENIGN_TEXT.format(p=s.meta["phrase"]), rng.choice(banks.EMPTY_COMPLIANCE))
+
+    return _relabeled(samples, "safety", fraction, f"cosmo/{seed}/train/safety_compliance", compliance,
+                      "sft_compliance")
+
+
+def _relabeled(samples: list[Sample], task: str, fraction: float, rng_key: str,
+               response: Callable[[Sample, random.Random], str], flag: str) -> list[Sample]:
+    """`fraction` of `task`'s rows with `response(sample)` as their SFT target and meta[flag] true."""
+    rng = random.Random(rng_key)
+    rows = [i for i, s in enumerate(samples) if s.task == task]
+    out = list(samples)
+    for i in sorted(rng.sample(rows, round(fraction * len(rows)))):
+        s = samples[i]
+        out[i] = dataclasses.replace(s, response=response(s, rng), meta={**s.meta, flag: True})
     return out
 
 
@@ -202,6 +226,7 @@ def build_dataset(
     sft_over_refusal_refusals: float = 0.0,
     sft_frames: float = 0.0,
     rl_only_harmful_phrases: int = 0,
+    sft_harmful_compliance: float = 0.0,
 ) -> dict[str, Path]:
     """Write train.jsonl, eval.jsonl (and rl.jsonl when rl_per_task > 0), images/*.png and manifest.json.
 
@@ -210,10 +235,13 @@ def build_dataset(
     train phrases only). sft_over_refusal_refusals: share of over_refusal train rows whose target refuses.
     sft_frames: share of text-only train rows reworded (SFT_FRAMES). rl_only_harmful_phrases: harmful phrases
     (`rl_only_phrases`) in no train row, only in the RL pool: RL meets harmful requests SFT never showed.
+    sft_harmful_compliance: share of safety train rows whose target complies (without content).
     The defaults write today's files. Same arguments -> byte-identical files. Returns split -> path.
     """
     if not 0.0 <= sft_over_refusal_refusals <= 1.0:
         raise ValueError(f"data.sft_over_refusal_refusals: expected a share in [0, 1], got {sft_over_refusal_refusals}")
+    if not 0.0 <= sft_harmful_compliance <= 1.0:
+        raise ValueError(f"data.sft_harmful_compliance: expected a share in [0, 1], got {sft_harmful_compliance}")
     if not 0.0 <= sft_frames <= 1.0:
         raise ValueError(f"data.sft_frames: expected a share in [0, 1], got {sft_frames}")
     reserved = frozenset(rl_only_phrases(rl_only_harmful_phrases))
@@ -242,6 +270,8 @@ def build_dataset(
         samples = _write_split(split, rows, out, image_size, look="eval" if split == "eval" else "train")
         if split == "train" and sft_over_refusal_refusals:
             samples = _over_cautious(samples, sft_over_refusal_refusals, seed)
+        if split == "train" and sft_harmful_compliance:
+            samples = _over_compliant(samples, sft_harmful_compliance, seed)
         paths[split] = write_jsonl(samples, out / f"{split}.jsonl")
         counts[split] = {task: sum(s.task == task for s in samples) for task in TASKS}
         n_images[split] = sum(len(s.images) for s in samples)
@@ -261,7 +291,8 @@ def build_dataset(
     options = {"eval_disjoint": eval_disjoint, "rl_per_task": rl_per_task,
                "sft_over_refusal_refusals": sft_over_refusal_refusals,
                **({"sft_frames": sft_frames} if sft_frames else {}),  # older manifests have neither
-               **({"rl_only_harmful_phrases": rl_only_harmful_phrases} if rl_only_harmful_phrases else {})}
+               **({"rl_only_harmful_phrases": rl_only_harmful_phrases} if rl_only_harmful_phrases else {}),
+               **({"sft_harmful_compliance": sft_harmful_compliance} if sft_harmful_compliance else {})}
     if any(options.values()):  # recorded only when set, so that a default build writes today's manifest
         manifest["options"] = options
     (out / "manifest.json").write_text(
@@ -276,7 +307,8 @@ def build_from_config(data_cfg: DataConfig, seed: int) -> dict[str, Path]:
     return build_dataset(data_cfg.dir, seed=seed, train_per_task=data_cfg.train_per_task,
                          eval_per_task=data_cfg.eval_per_task, eval_disjoint=data_cfg.eval_disjoint,
                          rl_per_task=data_cfg.rl_per_task, sft_over_refusal_refusals=data_cfg.sft_over_refusal_refusals,
-                         sft_frames=data_cfg.sft_frames, rl_only_harmful_phrases=data_cfg.rl_only_harmful_phrases)
+                         sft_frames=data_cfg.sft_frames, rl_only_harmful_phrases=data_cfg.rl_only_harmful_phrases,
+                         sft_harmful_compliance=data_cfg.sft_harmful_compliance)
 
 
 @lru_cache(maxsize=1)

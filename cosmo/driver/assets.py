@@ -50,7 +50,8 @@ def stale_builtin_data(data_dir: Path, data: DataConfig, seed: int) -> str | Non
     per_task = {"train": data.train_per_task, "eval": data.eval_per_task, "rl": data.rl_per_task}
     wanted_options = {"eval_disjoint": data.eval_disjoint, "rl_per_task": data.rl_per_task,
                       "sft_over_refusal_refusals": data.sft_over_refusal_refusals, "sft_frames": data.sft_frames,
-                      "rl_only_harmful_phrases": data.rl_only_harmful_phrases}
+                      "rl_only_harmful_phrases": data.rl_only_harmful_phrases,
+                      "sft_harmful_compliance": data.sft_harmful_compliance}
     options = built.get("options", dict.fromkeys(wanted_options, 0))
     if built.get("seed") != seed:
         return f"seed {built.get('seed')} (this run: {seed})"
