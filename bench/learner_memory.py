@@ -10,7 +10,11 @@ needs) and the step's CPU time (process time: robust to other processes on a sha
 two never share an allocator. Part 2, on the `large20m` preset (big enough that time follows the
 token count rather than per-operation overhead), 16
 responses of mixed lengths: padding fraction and step time of fixed-count micro-batches (4 rows,
-in order) vs micro-batches packed up to a token budget. The last line is the peak-RSS ratio.
+in order) vs micro-batches packed up to a token budget. Part 3, where the default recipe runs
+(configs/tiny-cpu.yaml: its preset, rl.micro_batch_size responses of rollout.max_new_tokens tokens, its
+learner.logprob_chunk_tokens): the CPU time of a micro-batch on both paths, alternated `--repeats` times in
+one process, medians side by side.
+The last line is the peak-RSS ratio of part 1.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from __future__ import annotations
 import argparse
 import json
 import resource
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -28,12 +33,13 @@ import torch
 
 from cosmo.algorithms import policy_loss
 from cosmo.algorithms.microbatch import fixed_count, pack_by_tokens, padding_fraction, token_weights
-from cosmo.config import LearnerConfig
+from cosmo.config import LearnerConfig, load_config
 from cosmo.data import corpus_texts
 from cosmo.models import build_tiny_model, load_model
 from learner.forward import response_logprobs
 
 PROMPT = 32
+RECIPE = Path(__file__).resolve().parents[1] / "configs" / "tiny-cpu.yaml"
 CHUNK = LearnerConfig().logprob_chunk_tokens
 
 
@@ -58,11 +64,12 @@ def full_logits_logprobs(model, batch: dict, labels: torch.Tensor) -> tuple[torc
     return chosen, -(logp_all.exp() * logp_all).sum(-1)
 
 
-def _step(model, batch: dict, labels: torch.Tensor, path: str, weights: torch.Tensor | None = None) -> None:
+def _step(model, batch: dict, labels: torch.Tensor, path: str, weights: torch.Tensor | None = None,
+          chunk: int = CHUNK) -> None:
     if path == "old":
         logprobs, _ = full_logits_logprobs(model, batch, labels)
     else:
-        logprobs, _ = response_logprobs(model, batch, labels, chunk=CHUNK)
+        logprobs, _ = response_logprobs(model, batch, labels, chunk=chunk)
     mask = labels[:, 1:] != -100
     adv = torch.linspace(-1, 1, len(labels))
     loss, _ = policy_loss("cpgd", logprobs, logprobs.detach() - 0.01, None, adv, mask, weights=weights)
@@ -116,12 +123,34 @@ def packing_part(tmp: Path) -> None:
         print(f"{label:34s} {len(split):5d} {padding_fraction(lengths, split):8.1%} {seconds:7.2f}")
 
 
+def default_recipe_part(tmp: Path, repeats: int) -> None:
+    cfg = load_config(RECIPE)
+    rows, response = cfg.rl.micro_batch_size, cfg.rollout.max_new_tokens
+    model_dir = build_tiny_model(tmp / cfg.model.build_preset, preset=cfg.model.build_preset, seed=0,
+                                 corpus=corpus_texts())
+    model = load_model(model_dir).model.train()
+    batch, labels = _batch([response] * rows, seed=0)
+    times: dict[str, list[float]] = {"old": [], "new": []}
+    for _ in range(repeats + 1):  # the first round warms both paths up and is not counted
+        for path, seconds in times.items():
+            model.zero_grad()
+            started = time.process_time()
+            _step(model, batch, labels, path, chunk=cfg.learner.logprob_chunk_tokens)
+            seconds.append(time.process_time() - started)
+    old, new = (statistics.median(times[p][1:]) for p in ("old", "new"))
+    print(f"== the default recipe's micro-batch: preset {cfg.model.build_preset}, {rows} x {response}-token "
+          f"responses, learner.logprob_chunk_tokens={cfg.learner.logprob_chunk_tokens}, median CPU s of {repeats}")
+    print(f"{'full logits (former)':28s} {old:7.3f}\n{'response positions only (now)':28s} {new:7.3f}")
+    print(f"step time new/old on the default recipe: {new / old:.2f}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=2)
     parser.add_argument("--response", type=int, default=1024)
     parser.add_argument("--child", choices=("old", "new"))
     parser.add_argument("--model")
+    parser.add_argument("--repeats", type=int, default=20, help="part 3: timed rounds per path")
     args = parser.parse_args()
     torch.manual_seed(0)
     if args.child:
@@ -129,6 +158,7 @@ def main() -> None:
         return
     with tempfile.TemporaryDirectory() as tmp:
         packing_part(Path(tmp))
+        default_recipe_part(Path(tmp), args.repeats)
         ratio = memory_part(args.rows, args.response, Path(tmp))
     print(f"memory ratio new/old: {ratio:.3f}")
 

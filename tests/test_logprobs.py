@@ -43,7 +43,7 @@ TOLERANCES = {torch.float32: (1e-6, 1e-5), torch.float64: (1e-12, 1e-10)}
 GRAD_ATOL = {torch.float32: 5e-6, torch.float64: 1e-12}
 
 
-@pytest.mark.parametrize(("chunk", "dtype"), [(1, torch.float32), (7, torch.float32),
+@pytest.mark.parametrize(("chunk", "dtype"), [(0, torch.float32), (1, torch.float32), (7, torch.float32),
                                               (5, torch.float64)])
 def test_chunked_logprobs_entropy_and_gradient_equal_full_logits(batch, chunk, dtype):
     model, enc, labels = batch

@@ -154,7 +154,7 @@ def _validate_tree(cfg: CosmoConfig) -> None:
     _check(ln.threads_per_rank >= 0, "learner.threads_per_rank", "an integer >= 0", ln.threads_per_rank)
     _check(ln.max_tokens_per_micro_batch >= 0, "learner.max_tokens_per_micro_batch", "an integer >= 0",
            ln.max_tokens_per_micro_batch)
-    _check(ln.logprob_chunk_tokens >= 1, "learner.logprob_chunk_tokens", "an integer >= 1", ln.logprob_chunk_tokens)
+    _check(ln.logprob_chunk_tokens >= 0, "learner.logprob_chunk_tokens", "an integer >= 0", ln.logprob_chunk_tokens)
     _check(cfg.cluster.num_cpus is None or cfg.cluster.num_cpus >= 1, "cluster.num_cpus", "null or >= 1",
            cfg.cluster.num_cpus)
     _check(cfg.eval.engine in ("vllm", "hf"), "eval.engine", "vllm or hf", cfg.eval.engine)

@@ -322,7 +322,8 @@ class LearnerConfig:
     gradient_checkpointing: bool = opt(False, "recompute the decoder layers' activations in backward (SFT and "
                                        "RL): less memory, ~1 more forward of time")
     logprob_chunk_tokens: int = opt(128, "RL: response positions per chunk of LM-head logits (peak logits "
-                                    "memory is chunk x vocab x 4 bytes)")
+                                    "memory is chunk x vocab x 4 bytes), recomputed in backward; 0 = all response "
+                                    "positions in one pass, nothing recomputed (faster when the vocabulary is small)")
 
 
 @dataclass
