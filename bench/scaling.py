@@ -114,6 +114,7 @@ def run_config(out: Path, model: Path, new_tokens: int, steps: int, prompts: int
     name = f"{model.name.removeprefix('model-')}-{new_tokens}"
     overrides = [
         f"model.path={model}", "model.build_preset=null", f"data.dir={out / 'data'}", "data.build_if_missing=false",
+        "data.rl_per_task=0",  # the bench's own small data has no RL pool: RL draws from its train file
         f"data.max_length={new_tokens + 160}", "train.stages=[rl]", f"rl.steps={steps}",
         f"rl.prompts_per_step={prompts}", f"rl.micro_batch_size={prompts * 4}", "rl.mode=sync",
         f"rollout.max_new_tokens={new_tokens}", f"rollout.max_model_len={new_tokens + 192}", "eval.enabled=false",
