@@ -12,6 +12,7 @@ _EXPORTS = {
     "build_dataset": "build",
     "build_from_config": "build",
     "cached_augmentation": "augment",
+    "config_options": "build",
     "corpus_texts": "build",
     "load_images": "loader",
     "load_jsonl": "loader",

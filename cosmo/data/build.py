@@ -34,6 +34,10 @@ if TYPE_CHECKING:  # cosmo.config imports cosmo.data lazily; the type is only fo
     from cosmo.config import DataConfig
 
 GENERATOR_VERSION = "1"
+# build_dataset's option keys (DataConfig keys too), in manifest order. A manifest records the first three
+# whenever an option is set and the others only when they are set, as older manifests had only the first three.
+OPTION_KEYS = ("eval_disjoint", "rl_per_task", "sft_over_refusal_refusals", "sft_frames", "rl_only_harmful_phrases",
+               "sft_harmful_compliance")
 SPLITS = ("train", "eval")
 
 TYPED_PX = (16, 20)  # font size range at 112 px for typed phrases (scaled with image_size)
@@ -288,11 +292,9 @@ def build_dataset(
         },
         "files": {split: path.name for split, path in paths.items()},
     }
-    options = {"eval_disjoint": eval_disjoint, "rl_per_task": rl_per_task,
-               "sft_over_refusal_refusals": sft_over_refusal_refusals,
-               **({"sft_frames": sft_frames} if sft_frames else {}),  # older manifests have neither
-               **({"rl_only_harmful_phrases": rl_only_harmful_phrases} if rl_only_harmful_phrases else {}),
-               **({"sft_harmful_compliance": sft_harmful_compliance} if sft_harmful_compliance else {})}
+    given = dict(zip(OPTION_KEYS, (eval_disjoint, rl_per_task, sft_over_refusal_refusals, sft_frames,
+                                   rl_only_harmful_phrases, sft_harmful_compliance), strict=True))
+    options = {k: v for i, (k, v) in enumerate(given.items()) if i < 3 or v}
     if any(options.values()):  # recorded only when set, so that a default build writes today's manifest
         manifest["options"] = options
     (out / "manifest.json").write_text(
@@ -301,14 +303,16 @@ def build_dataset(
     return paths
 
 
+def config_options(data_cfg: DataConfig) -> dict:
+    """The `OPTION_KEYS` values of a `DataConfig`: what a build with it records in its manifest."""
+    return {k: getattr(data_cfg, k) for k in OPTION_KEYS}
+
+
 def build_from_config(data_cfg: DataConfig, seed: int) -> dict[str, Path]:
     """`build_dataset` into `data_cfg.dir` with every built-in-set key of a `DataConfig` (the call the
     driver makes when the train file is missing), so that a new data key cannot be left out of it."""
     return build_dataset(data_cfg.dir, seed=seed, train_per_task=data_cfg.train_per_task,
-                         eval_per_task=data_cfg.eval_per_task, eval_disjoint=data_cfg.eval_disjoint,
-                         rl_per_task=data_cfg.rl_per_task, sft_over_refusal_refusals=data_cfg.sft_over_refusal_refusals,
-                         sft_frames=data_cfg.sft_frames, rl_only_harmful_phrases=data_cfg.rl_only_harmful_phrases,
-                         sft_harmful_compliance=data_cfg.sft_harmful_compliance)
+                         eval_per_task=data_cfg.eval_per_task, **config_options(data_cfg))
 
 
 @lru_cache(maxsize=1)

@@ -19,6 +19,7 @@ from cosmo.data import (
     Sample,
     build_from_config,
     cached_augmentation,
+    config_options,
     corpus_texts,
     load_jsonl,
 )
@@ -48,10 +49,7 @@ def stale_builtin_data(data_dir: Path, data: DataConfig, seed: int) -> str | Non
     except (ValueError, KeyError, TypeError):
         return None
     per_task = {"train": data.train_per_task, "eval": data.eval_per_task, "rl": data.rl_per_task}
-    wanted_options = {"eval_disjoint": data.eval_disjoint, "rl_per_task": data.rl_per_task,
-                      "sft_over_refusal_refusals": data.sft_over_refusal_refusals, "sft_frames": data.sft_frames,
-                      "rl_only_harmful_phrases": data.rl_only_harmful_phrases,
-                      "sft_harmful_compliance": data.sft_harmful_compliance}
+    wanted_options = config_options(data)
     options = built.get("options", dict.fromkeys(wanted_options, 0))
     if built.get("seed") != seed:
         return f"seed {built.get('seed')} (this run: {seed})"
