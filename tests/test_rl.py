@@ -16,6 +16,10 @@ ROOT = Path(__file__).resolve().parents[1]
 LOGPROB_TOLERANCE = 1e-4  # mean |vLLM - learner| per token, fp32 on CPU (measured ~1e-7)
 
 
+# tests whose subject is not the topology: one learner rank, one engine, one reward worker start faster
+ONE_OF_EACH = ("learner.num_ranks=1", "rollout.num_actors=1", "reward.num_workers=1")
+
+
 def _cfg(model: Path, data: dict, tmp_path: Path, name: str, *overrides: str):
     return load_config(ROOT / "configs" / "tiny-cpu.yaml", [
         f"model.path={model}", "model.build_preset=null", f"data.dir={data['train'].parent}",
@@ -108,11 +112,15 @@ def clean_ledger(ray_cluster, tiny_model, builtin_data, tmp_path_factory) -> tup
     return records, _ledger(out / "clean")
 
 
+# One run, three faults on three calls (each the subject of its own run before; one run starts the engines once):
+# (method, its call number) -> (actor, signal). update_weights call 1 loads the weights of update 1 (after step 1);
+# submit call k samples step k's rows.
+FAULTS = {("update_weights", 1): (0, "SIGSTOP"), ("submit", 2): (1, "SIGKILL"), ("submit", 3): (0, "SIGSTOP")}
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize(("fault", "during"), [("SIGKILL", "generate"), ("SIGSTOP", "generate"),
-                                               ("SIGSTOP", "update_weights")])
-def test_rollout_actor_that_dies_or_hangs_is_restarted_and_no_sample_is_lost_or_repeated(
-        ray_cluster, tiny_model, builtin_data, tmp_path, monkeypatch, clean_ledger, fault, during):
+def test_rollout_actors_that_die_or_hang_are_restarted_and_no_sample_is_lost_or_repeated(
+        ray_cluster, tiny_model, builtin_data, tmp_path, monkeypatch, clean_ledger):
     import contextlib
     import os
     import signal
@@ -121,42 +129,48 @@ def test_rollout_actor_that_dies_or_hangs_is_restarted_and_no_sample_is_lost_or_
 
     from actors.group import RolloutGroup
 
-    # generate: actor 0's process dies or freezes just before it samples its share of step 2;
-    # update_weights: it freezes just before it loads the weights of update 1 (after step 1)
-    method = "submit" if during == "generate" else "update_weights"
-    original = getattr(RolloutGroup, method)
-    calls = {"n": 0}
-    hit: dict = {}
+    calls: Counter = Counter()
+    hits: list[dict] = []
 
-    def with_a_fault(self, *args, **kwargs):
-        calls["n"] += 1
-        if calls["n"] == (2 if during == "generate" else 1):
-            hit["pid"] = ray.get(self.actors[0].info.remote())["pid"]
-            os.kill(hit["pid"], getattr(signal, fault))
-            hit["at"] = time.time()
-        return original(self, *args, **kwargs)
+    def with_faults(method):
+        original = getattr(RolloutGroup, method)
 
-    monkeypatch.setattr(RolloutGroup, method, with_a_fault)
+        def call(self, *args, **kwargs):
+            calls[method] += 1
+            if (method, calls[method]) in FAULTS:
+                actor, fault = FAULTS[(method, calls[method])]
+                pid = ray.get(self.actors[actor].info.remote())["pid"]
+                os.kill(pid, getattr(signal, fault))
+                hits.append({"pid": pid, "at": time.time(), "fault": fault, "actor": actor})
+            return original(self, *args, **kwargs)
+
+        return call
+
+    for method in ("submit", "update_weights"):
+        monkeypatch.setattr(RolloutGroup, method, with_faults(method))
     timeout = 15
     cfg = _cfg(tiny_model, builtin_data, tmp_path, "fault", f"rollout.timeout_s={timeout}")
     try:
         records = _run(cfg, tiny_model, builtin_data)
     finally:
-        if fault == "SIGSTOP":  # never leave a frozen process behind, whatever happened
-            with contextlib.suppress(ProcessLookupError, KeyError):
+        for hit in hits:  # never leave a frozen process behind, whatever happened
+            with contextlib.suppress(ProcessLookupError):
                 os.kill(hit["pid"], signal.SIGKILL)
     steps = [r for r in records if r["stage"] == "rl"]
     events = [r for r in records if r["stage"] == "event"]
     assert [r["step"] for r in steps] == [1, 2, 3]
-    assert [e["step"] for e in events] == [2 if during == "generate" else 1]
-    assert "rollout actor 0 restarted" in events[0]["event"] and events[0]["version"] == 1
-    assert events[0].get("rows_retried") == (2 if during == "generate" else None)
-    assert ("hung" in events[0]["why"]) == (fault == "SIGSTOP")
-    # fault -> actor back with the current weights: a hang is noticed rollout.timeout_s after the call
-    took = events[0]["time"] - hit["at"]
-    print(f"{fault} during {during}: recovered {took:.1f} s after the fault (restart {events[0]['recovery_s']} s)")
-    assert (timeout if fault == "SIGSTOP" else 0) <= took < (timeout if fault == "SIGSTOP" else 0) + 120
-    assert all(r["sync/digest_match"] == 1.0 for r in steps)  # the restarted engine got the current weights
+    assert len(hits) == 3 and [e["step"] for e in events] == [1, 2, 3]
+    # (actor, hung?, rows redone, policy version the restarted engine must hold)
+    expected = [(0, True, None, 1), (1, False, 2, 1), (0, True, 2, 2)]
+    for event, hit, (actor, hung, retried, version) in zip(events, hits, expected, strict=True):
+        assert f"rollout actor {actor} restarted" in event["event"] and event["version"] == version, event
+        assert event.get("rows_retried") == retried and ("hung" in event["why"]) == hung, event
+        # fault -> actor back with the current weights: a hang is noticed rollout.timeout_s after the call
+        took = event["time"] - hit["at"]
+        print(f"{hit['fault']} of actor {actor}: recovered {took:.1f} s after the fault "
+              f"(restart {event['recovery_s']} s)")
+        assert (timeout if hung else 0) <= took < (timeout if hung else 0) + 120
+    assert all(r["sync/digest_match"] == 1.0 for r in steps)  # the restarted engines got the current weights
     # the ledger: the same trajectories' rows as the clean run, step by step, each prompt once
     clean_records, clean = clean_ledger
     ledger = _ledger(tmp_path / "fault")
@@ -165,7 +179,7 @@ def test_rollout_actor_that_dies_or_hangs_is_restarted_and_no_sample_is_lost_or_
     ids = [i for r in ledger for i in r["sample_ids"]]
     assert len(ids) == 3 * 16 and all(n == 4 for n in Counter(ids).values())  # 12 prompts x 4 samples, once
     assert all(not r["excluded"] and not r["skipped"] for r in ledger)
-    # requests are seeded by (seed, version, row): the redone share samples the very same responses
+    # requests are seeded by (seed, version, row): the redone shares sample the very same responses
     keys = ("reward/mean", "response/length_mean", "train/loss")
     clean_steps = [r for r in clean_records if r["stage"] == "rl"]
     assert [[r[k] for k in keys] for r in steps] == [[r[k] for k in keys] for r in clean_steps]
@@ -193,7 +207,7 @@ def test_async_mode_overlaps_with_a_lag_of_one_and_the_same_updates(ray_cluster,
 @pytest.mark.slow
 def test_kl_penalty_against_the_frozen_start_model(ray_cluster, tiny_model, builtin_data, tmp_path):
     cfg = _cfg(tiny_model, builtin_data, tmp_path, "kl", "algorithm.name=grpo", "algorithm.kl_coef=0.1",
-               "rl.lr=1e-2")
+               "rl.lr=1e-2", *ONE_OF_EACH)
     steps = [r for r in _run(cfg, tiny_model, builtin_data) if r["stage"] == "rl"]
     # the first update starts from the reference itself: KL 0; afterwards the policy has moved away
     assert steps[0]["train/kl"] == pytest.approx(0.0, abs=1e-6)
@@ -228,7 +242,8 @@ def test_mean_reward_rises_on_instruction_following(ray_cluster, sft_model, buil
     assert len(rows) == 8
     train_file = write_jsonl(rows, builtin_data["train"].parent / "instruction-only.jsonl")
     cfg = _cfg(sft_model, builtin_data, tmp_path, "rise", "rl.steps=12", "rl.prompts_per_step=8",
-               "algorithm.group_size=8", "rl.micro_batch_size=8", "rl.lr=5e-4", "rollout.max_new_tokens=24")
+               "algorithm.group_size=8", "rl.micro_batch_size=8", "rl.lr=5e-4", "rollout.max_new_tokens=24",
+               *ONE_OF_EACH)
     steps = [r for r in _run(cfg, sft_model, builtin_data, train_file) if r["stage"] == "rl"]
     rewards = [r["reward/mean"] for r in steps]
     first, last = sum(rewards[:3]) / 3, sum(rewards[-3:]) / 3
@@ -242,52 +257,60 @@ def _sha(path: Path) -> str:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize(("mode", "where"), [("sync", "mid-epoch"), ("async", "mid-epoch"),
-                                             ("async", "epoch-boundary")])
+@pytest.mark.parametrize(("mode", "crashes"), [("sync", (2,)), ("async", (2, 3))], ids=["sync", "async"])
 def test_rl_resumed_after_a_crash_ends_bit_identical_to_an_uninterrupted_run(ray_cluster, sft_model, builtin_data,
-                                                                            tmp_path, monkeypatch, mode, where):
+                                                                            tmp_path, monkeypatch, mode, crashes):
+    """sync: the built-in rows, a crash after step 2 (mid-epoch). async: 8 rows at 4 prompts a step, so a
+    crash after step 2 ends epoch 0 exactly (step 3's batch, the first of epoch 1, was already sampled when
+    it crashed), and the resumed launch crashes again after step 3 (mid-epoch); each launch resumes the last."""
     import cosmo.driver.stage as loop
     from cosmo.data import write_jsonl
     from cosmo.driver.resume import find_resume_point
 
     train_file = None
-    if where == "epoch-boundary":  # 8 rows, 4 prompts a step: the crash after step 2 ends epoch 0 exactly;
-        # in async mode step 3's batch, the first of epoch 1, was already sampled when it crashed
+    if mode == "async":
         rows = [r for r in load_jsonl(builtin_data["train"]) if r.task == "instruction"]
         train_file = write_jsonl(rows, tmp_path / "eight-rows.jsonl")
-    common = ("rl.steps=4", "checkpoint.every_steps=2", "checkpoint.keep_last=3", "rl.lr=5e-4", f"rl.mode={mode}")
+    common = ("rl.steps=4", "checkpoint.every_steps=1", "checkpoint.keep_last=2", "rl.lr=5e-4", f"rl.mode={mode}")
     clean = _run(_cfg(sft_model, builtin_data, tmp_path, "clean", *common), sft_model, builtin_data, train_file)
 
     real_save = loop.save_if_due
+    point = None
+    for crash in crashes:
+        def crash_after(cfg, learner, checkpoints, stage, step, total, state, crash=crash):
+            path = real_save(cfg, learner, checkpoints, stage, step, total, state)
+            if step == crash:
+                raise RuntimeError(f"injected crash after the step-{crash} checkpoint")
+            return path
 
-    def crash_after_step_2(cfg, learner, checkpoints, stage, step, total, state):
-        path = real_save(cfg, learner, checkpoints, stage, step, total, state)
-        if step == 2:
-            raise RuntimeError("injected crash after the step-2 checkpoint")
-        return path
-
-    monkeypatch.setattr(loop, "save_if_due", crash_after_step_2)
-    with pytest.raises(RuntimeError, match="injected crash"):
-        _run(_cfg(sft_model, builtin_data, tmp_path, "crashed", *common), sft_model, builtin_data, train_file)
+        monkeypatch.setattr(loop, "save_if_due", crash_after)
+        with pytest.raises(RuntimeError, match="injected crash"):
+            _run(_cfg(sft_model, builtin_data, tmp_path, "crashed", *common, *(("resume=auto",) if point else ())),
+                 sft_model, builtin_data, train_file, resume=point)
+        cfg = _cfg(sft_model, builtin_data, tmp_path, "crashed", *common, "resume=auto")
+        point = find_resume_point(cfg, tmp_path / "crashed")
+        assert point is not None and (point.stage, point.step) == ("rl", crash)
     monkeypatch.setattr(loop, "save_if_due", real_save)
-    cfg = _cfg(sft_model, builtin_data, tmp_path, "crashed", *common, "resume=auto")
-    point = find_resume_point(cfg, tmp_path / "crashed")
-    assert point is not None and (point.stage, point.step) == ("rl", 2)
     resumed = _run(cfg, sft_model, builtin_data, train_file, resume=point)
 
     # the same steps, each once, with the same data, samples, losses and updates
-    keys = ("reward/mean", "response/length_mean", "train/loss", "train/grad_norm", "train/logprob_gap",
-            "policy/version", "epoch")
+    keys = ("reward/mean", "response/length_mean", "train/loss", "train/grad_norm", "policy/version", "epoch")
     clean_steps = [r for r in clean if r["stage"] == "rl"]
     resumed_steps = [r for r in resumed if r["stage"] == "rl"]
     assert [r["step"] for r in resumed_steps] == [1, 2, 3, 4]
     assert [[r[k] for k in keys] for r in resumed_steps] == [[r[k] for k in keys] for r in clean_steps]
+    # the learner-vs-vLLM log-prob gap is a diagnostic (~1e-7 on-policy): with the same weights in every
+    # engine (digests match), vLLM's CPU kernels were not bitwise reproducible on a loaded machine
+    # (1.109e-07 against 1.132e-07 at step 3); the losses and updates are compared exactly above
+    assert all(r["sync/digest_match"] == 1.0 for r in resumed_steps + clean_steps)
+    gaps = [[r["train/logprob_gap"] for r in steps] for steps in (resumed_steps, clean_steps)]
+    assert gaps[0] == pytest.approx(gaps[1], abs=1e-8)
     # the ledger: each step's rows once, the same as the uninterrupted run (the records the crashed
-    # attempt wrote after its checkpoint were rewound)
+    # attempts wrote after their checkpoints were rewound)
     clean_ledger, resumed_ledger = _ledger(tmp_path / "clean"), _ledger(tmp_path / "crashed")
     assert [r["step"] for r in resumed_ledger] == [1, 2, 3, 4]
     assert [r["sample_ids"] for r in resumed_ledger] == [r["sample_ids"] for r in clean_ledger]
-    if where == "epoch-boundary":  # steps 1-2 are epoch 0, steps 3-4 epoch 1: each row 4 times in each
+    if mode == "async":  # steps 1-2 are epoch 0, steps 3-4 epoch 1: each row 4 times in each
         names = {r.id for r in rows}
         for epoch in (resumed_ledger[:2], resumed_ledger[2:]):
             ids = [i for r in epoch for i in r["sample_ids"]]
@@ -299,4 +322,5 @@ def test_rl_resumed_after_a_crash_ends_bit_identical_to_an_uninterrupted_run(ray
                  "train_state/rank_0.json", "train_state/rank_1.json"):
         assert _sha(a / name) == _sha(b / name), name
         compared += (b / name).stat().st_size
-    print(f"{mode} {where}: {compared} bytes equal, {sum(len(r['sample_ids']) for r in resumed_ledger)} ledger ids")
+    print(f"{mode}, crashes after steps {crashes}: {compared} bytes equal, "
+          f"{sum(len(r['sample_ids']) for r in resumed_ledger)} ledger ids")
