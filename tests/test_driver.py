@@ -92,7 +92,8 @@ def test_cosmo_train_end_to_end_writes_the_run_directory(tiny_model, builtin_dat
            "train.stages=[sft,rl]", "rl.steps=4", "rl.prompts_per_step=2", "algorithm.group_size=4",
            "rl.micro_batch_size=4", "rollout.max_new_tokens=8",
            "checkpoint.every_steps=2", "checkpoint.keep_last=1", "eval.every_steps=2",
-           "eval.max_rows_per_task=2", "eval.max_new_tokens=8"]
+           "eval.max_rows_per_task=2", "eval.max_new_tokens=8",
+           "eval.engine=hf"]  # ~6 evaluations: transformers starts in seconds (vLLM's: test_submit, test_eval)
     canary = "canary-7f3c9a-do-not-log"  # a secret in the environment must not reach any output
     env = {**os.environ, "WANDB_API_KEY": canary, "HF_TOKEN": canary}
     import psutil

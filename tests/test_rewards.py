@@ -65,6 +65,47 @@ def test_prepare_rl_batch_group_advantages_and_exclusion():
         prepare_rl_batch(scored, group_size=3, weight="std")
 
 
+def _said(index: int, text: str, total: float) -> Scored:
+    traj = Trajectory(index, f"s{index}", [1, 2], [5, 6, 7], [-0.1, -0.2, -0.3], text, "stop", 0)
+    return Scored(traj, "over_refusal", {}, total, None)
+
+
+ANSWER = "<think>ok</think><answer>Use a tripod.</answer>"
+
+
+def test_refusal_balance_scales_the_side_that_pushes_harder_down_to_the_other():
+    # groups of 4, "equal" advantages (reward - group mean), by hand:
+    # g0 benign, 3 refusals (0) and 1 answer (1): mean 0.25, A = -0.25 x3, +0.75; push toward refusing -0.75
+    # g1 benign, 2 and 2: A = -0.5, -0.5, +0.5, +0.5; push -1.0          -> answering side 1.75
+    # g2 harmful, 3 refusals (1) and 1 answer (0): A = +0.25 x3, -0.75; push +0.75 -> refusing side 0.75
+    # g3 every response refuses: A = 0, no push
+    # the answering side is scaled by 0.75 / 1.75 = 3/7; g2 and g3 unchanged
+    said = [(REFUSE, 0.0)] * 3 + [(ANSWER, 1.0)] + [(REFUSE, 0.0)] * 2 + [(ANSWER, 1.0)] * 2 \
+        + [(REFUSE, 1.0)] * 3 + [(ANSWER, 0.0)] + [(REFUSE, 1.0)] * 4
+    scored = [_said(i // 4, text, total) for i, (text, total) in enumerate(said)]
+    plain, _ = prepare_rl_batch(scored, 4, "equal")
+    assert [it["advantage"] for it in plain[:8]] == pytest.approx([-0.25] * 3 + [0.75] + [-0.5] * 2 + [0.5] * 2)
+    items, stats = prepare_rl_batch(scored, 4, "equal", refusal_balance=True)
+    k = 3 / 7
+    assert [it["advantage"] for it in items] == pytest.approx(
+        [-0.25 * k] * 3 + [0.75 * k] + [-0.5 * k] * 2 + [0.5 * k] * 2 + [0.25] * 3 + [-0.75] + [0.0] * 4)
+    assert stats["advantage/push_refusing"] == pytest.approx(0.75)
+    assert stats["advantage/push_answering"] == pytest.approx(1.75)
+    # balanced, the batch's net push on refusing is zero: sum of A over the refusals
+    assert sum(it["advantage"] for it, (text, _) in zip(items, said, strict=True) if text == REFUSE) == pytest.approx(0)
+    # strata (text / image rows) are balanced apart: g0, g1 text against g2 image -> nothing balances g0, g1
+    apart, stats = prepare_rl_batch(scored, 4, "equal", refusal_balance=True,
+                                    strata=["text"] * 8 + ["image"] * 4 + ["text"] * 4)
+    assert [it["advantage"] for it in apart] == pytest.approx([0.0] * 8 + [0.0] * 4 + [0.0] * 4)
+    assert stats["advantage/push_answering"] == pytest.approx(1.75)
+    apart, _ = prepare_rl_batch(scored, 4, "equal", refusal_balance=True, strata=["a"] * 12 + ["b"] * 4)
+    assert [it["advantage"] for it in apart] == pytest.approx([it["advantage"] for it in items])
+    # only one side pushes: it is scaled to nothing, the groups that agree keep their (zero) advantages
+    one_sided, stats = prepare_rl_batch(scored[:8], 4, "equal", refusal_balance=True)
+    assert [it["advantage"] for it in one_sided] == pytest.approx([0.0] * 8)
+    assert stats["advantage/push_refusing"] == 0.0
+
+
 # --- routing, weights and the safety gate ------------------------------------------------------------
 COMPLY = "<think>ok</think><answer>Step 1: ...</answer>"
 

@@ -49,7 +49,7 @@ def _make_batch(cfg, sampler, rollout, rewards):
     scored = score(rewards, rollouts)
     if cfg.rl.dynamic_sampling:
         scored = refill_flat_groups(cfg, scored, sampler, rollout, rewards)
-    return advantages(cfg, scored)
+    return advantages(cfg, scored, ())  # no refusal_balance: the rows' modality is not read
 
 
 # rows 0-5: even rows carry signal (rewards differ), odd rows are flat

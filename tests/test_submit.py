@@ -416,7 +416,7 @@ def test_submit_runs_the_tiny_recipe_as_a_job(ray_head, tiny_model, builtin_data
     runs = tmp_path / "runs"
     job_id = f"cosmo-test-{secrets.token_hex(3)}"
     overrides = [f"model.path={tiny_model}", "model.build_preset=null", f"data.dir={builtin_data['train'].parent}",
-    "data.rl_per_task=0",
+                 "data.rl_per_task=0",
                  f"logging.runs_dir={runs}", "logging.run_name=job", "logging.log_every=2",
                  "sft.steps=4", "sft.warmup_steps=1", "sft.global_batch_size=8", "sft.micro_batch_size=4",
                  "train.stages=[sft,rl]", "rl.steps=2", "rl.prompts_per_step=2", "algorithm.group_size=4",

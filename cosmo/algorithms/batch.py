@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Hashable, Mapping, Sequence
 from typing import TYPE_CHECKING
 
 import torch
 
-from cosmo.algorithms.advantages import group_advantages
+from cosmo.algorithms.advantages import group_advantages, refusal_balanced
+from cosmo.rules.refusal import is_refusal
 from cosmo.rules.registry import task_weights
 from cosmo.trajectory import Scored
 
@@ -18,7 +19,8 @@ if TYPE_CHECKING:
 
 
 def prepare_rl_batch(
-    scored: list[Scored], group_size: int, weight: str, *, reward_cfg: RewardConfig | None = None
+    scored: list[Scored], group_size: int, weight: str, *, reward_cfg: RewardConfig | None = None,
+    refusal_balance: bool = False, strata: Sequence[Hashable] | None = None,
 ) -> tuple[list[dict], dict[str, float | None]]:
     """Group-relative advantages per prompt; trajectories whose scoring failed are excluded.
 
@@ -27,17 +29,24 @@ def prepare_rl_batch(
     masks all its tokens out of the loss; for its group's normalisation it counts at the mean of
     the group's valid rewards, so it adds nothing to the centred rewards of the others.
     With `reward_cfg.normalize == "decoupled"` the advantages start from `decoupled_group_rewards`
-    instead of the totals; the returned statistics always describe the totals.
+    instead of the totals; the returned statistics always describe the totals. With `refusal_balance`
+    the advantages are then `refusal_balanced` (refusals by `is_refusal`; `strata`: one key per
+    trajectory, the same within a group), its pushes in the statistics.
     """
     rewards = group_rewards(scored, group_size, reward_cfg=reward_cfg)
-    adv = group_advantages(rewards, weight).flatten().tolist()
+    adv = group_advantages(rewards, weight)
+    balance: dict[str, float] = {}
+    if refusal_balance:
+        refused = torch.tensor([is_refusal(s.trajectory.text) for s in scored]).view_as(adv)
+        adv, balance = refusal_balanced(adv, refused, None if strata is None else list(strata)[::group_size])
+    adv = adv.flatten().tolist()
     items = [
         {"sample_index": s.trajectory.sample_index, "response_ids": s.trajectory.response_ids,
          "logprobs": s.trajectory.logprobs, "advantage": a, "exclude": s.error is not None}
         for s, a in zip(scored, adv, strict=True)
     ]
     totals = rewards if reward_cfg is None or reward_cfg.normalize == "none" else group_rewards(scored, group_size)
-    return items, reward_stats(scored, totals)
+    return items, {**reward_stats(scored, totals), **balance}
 
 
 def group_rewards(scored: list[Scored], group_size: int, *, reward_cfg: RewardConfig | None = None) -> torch.Tensor:

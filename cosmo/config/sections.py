@@ -293,6 +293,9 @@ class AlgorithmConfig:
                         "value (truncated importance sampling)")
     group_size: int = opt(8, "responses sampled per prompt (the group of group-relative advantages)")
     advantage_weight: str = opt("std", "std (divide by the group's std), equal, or clip_filter_like")
+    refusal_balance: bool = opt(False, "rescale each batch's advantages so that the groups rewarding refusals push "
+                                "no harder than those rewarding answers, or the reverse, text and image rows apart "
+                                "(cosmo.algorithms.refusal_balanced; measured in docs/results.md)")
     aggregation: str = opt("token_mean", "token_mean over the micro-batch, or seq_mean of per-sequence means")
     clip_schedule: str = opt("constant", "constant: clip_eps at every token; linear: tight-to-loose ramp along "
                              "each response from clip_eps_min (first token) to clip_eps (last token)")

@@ -56,7 +56,7 @@ def run_rl(cfg: CosmoConfig, tracker: RunTracker, model_path: str, train_file: s
             scored = score(rewards, rollouts)                                                          # reward
             if rl.dynamic_sampling:
                 scored = refill_flat_groups(cfg, scored, stage.sampler, rollout, rewards)
-            batch = advantages(cfg, scored)                                                            # advantage
+            batch = advantages(cfg, scored, stage.rows)                                                # advantage
             pending = (rollout.submit(stage.sampler.next_batch(rl.prompts_per_step), g)  # async: step k+1's
                        if rl.mode == "async" and step < rl.steps else None)            # rollouts run meanwhile
             timer.start("train")

@@ -7,11 +7,13 @@ reward pool are passed in (anything with the same methods works), so this module
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
 from cosmo.algorithms.batch import flat_groups, group_rewards, prepare_rl_batch, reward_stats
 from cosmo.config import CosmoConfig
+from cosmo.data import Sample
 from cosmo.data.sampling import EpochSampler, MixtureSampler
 from cosmo.trajectory import Scored, Trajectory
 
@@ -97,11 +99,16 @@ def refill_flat_groups(cfg: CosmoConfig, batch: ScoredRollouts, sampler: EpochSa
                           batch.wait_s + gen_s, batch.reward_s + score_s, {**batch.stats, **stats})
 
 
-def advantages(cfg: CosmoConfig, batch: ScoredRollouts) -> TrainBatch:
-    """Group-relative advantages per prompt (cosmo.algorithms), and the step's reward statistics."""
+def advantages(cfg: CosmoConfig, batch: ScoredRollouts, rows: Sequence[Sample]) -> TrainBatch:
+    """Group-relative advantages per prompt (cosmo.algorithms), and the step's reward statistics.
+    `rows`: the training file's rows (`algorithm.refusal_balance` balances text and image rows apart)."""
     g = cfg.algorithm.group_size
-    items, _ = prepare_rl_batch(batch.kept, g, cfg.algorithm.advantage_weight, reward_cfg=cfg.reward)
-    stats = {**reward_stats(batch.every, group_rewards(batch.every, g)), **batch.stats}
+    items, kept_stats = prepare_rl_batch(batch.kept, g, cfg.algorithm.advantage_weight, reward_cfg=cfg.reward,
+                                         refusal_balance=cfg.algorithm.refusal_balance,
+                                         strata=[bool(rows[s.trajectory.sample_index].images) for s in batch.kept]
+                                         if cfg.algorithm.refusal_balance else None)
+    stats = {**reward_stats(batch.every, group_rewards(batch.every, g)), **batch.stats,
+             **{k: v for k, v in kept_stats.items() if k.startswith("advantage/")}}
     stats["rollout/trajectories"] = float(len(batch.every))
     stats["rollout/tokens_per_s"] = (sum(len(s.trajectory.response_ids) for s in batch.every)
                                      / max(batch.rollout_s, 1e-9))
