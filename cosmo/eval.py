@@ -22,7 +22,7 @@ from collections.abc import Sequence
 
 from cosmo.config import RolloutConfig
 from cosmo.data import Sample, load_images
-from cosmo.evaltable import metric_cells, table_legend
+from cosmo.evaltable import PHRASE_LEGEND, metric_cells, phrase_reports, table_legend
 from cosmo.models import blocked_token_ids, generate, load_model, load_preprocessing
 from cosmo.refusal_judge import judge_refusals, judged_report
 from cosmo.rules.constraints import check_constraints
@@ -63,16 +63,19 @@ def summarize(samples: Sequence[Sample], outputs: Sequence[str]) -> dict:
     per_phrase: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
     examples: dict[str, list[dict]] = defaultdict(list)
     row_hits: dict[str, dict[str, bool]] = defaultdict(dict)
+    row_groups: dict[str, str] = {}
     for sample, text in zip(samples, outputs, strict=True):
         verdict = judge(sample, text)
         row_hits["format_rate"][sample.id] = verdict["well_formed"]
         for name, (tasks, hit) in METRICS.items():
             if sample.task in tasks:
                 row_hits[name][sample.id] = bool(verdict.get(hit, False))
-        modality = f"{sample.task}/{'image' if sample.images else 'text'}"
-        groups = [per_task[sample.task], per_modality[modality]]
+        kind = "image" if sample.images else "text"
+        groups = [per_task[sample.task], per_modality[f"{sample.task}/{kind}"]]
         if "heldout" in sample.meta:  # built-in phrase rows: a phrase seen in training or never seen
-            groups.append(per_phrase[f"{modality}/{'unseen' if sample.meta['heldout'] else 'seen'}"])
+            phrase = "unseen" if sample.meta["heldout"] else "seen"
+            row_groups[sample.id] = f"{kind}, {phrase} phrase"
+            groups.append(per_phrase[f"{sample.task}/{kind}/{phrase}"])
         for counts in groups:
             counts["rows"] += 1
             for key in ("well_formed", "refused", "complied", "correct"):
@@ -113,6 +116,9 @@ def summarize(samples: Sequence[Sample], outputs: Sequence[str]) -> dict:
         # metric -> row id -> hit: two evaluations of the same file are compared row by row (the paired
         # test of `format_table`)
         "row_hits": {name: row_hits[name] for name in counts_out},
+        # row id -> "text, seen phrase" / "image, unseen phrase" for the rows of `per_phrase`: the same split, row by
+        # row, so that its changes get the paired test too (`cosmo.evaltable.phrase_reports`)
+        "row_groups": row_groups,
         "constraints": {"satisfied": satisfied, "total": checked},
     }
 
@@ -209,12 +215,24 @@ def judge_outputs(judge, samples: Sequence[Sample], outputs: Sequence[str]) -> d
 def format_table(reports: dict[str, dict]) -> str:
     """A plain-text table: one row per metric, one column per evaluated model, each cell a rate with its
     counts and 95 % interval, and from the second column on the change from the column before it,
-    starred when the paired test on the same rows says it is beyond noise (cosmo.evaltable)."""
+    starred when the paired test on the same rows says it is beyond noise (cosmo.evaltable). Under it, for
+    the built-in data, the safety metrics again by modality and by phrase seen in training or never seen:
+    where a change comes from (a model that learned which phrases are harmful, not what harm is, moves
+    the unseen rows the wrong way)."""
     labels = list(reports)
     rows = metric_cells(reports, [*METRICS, "format_rate"])
-    width = max(len(name) for name, _ in rows) + 2 if rows else 8
-    cols = [max(16, len(label) + 2, *(len(cells[j]) + 2 for _, cells in rows)) for j, label in enumerate(labels)]
-    lines = ["metric".ljust(width) + "".join(label.rjust(c) for label, c in zip(labels, cols, strict=True))]
-    for name, cells in rows:
-        lines.append(name.ljust(width) + "".join(cell.rjust(c) for cell, c in zip(cells, cols, strict=True)))
-    return "\n".join([*lines, "", *table_legend(reports)])
+    by_phrase, names = phrase_reports(reports)
+    rows_by_phrase = metric_cells(by_phrase, names)
+    width = max(len(name) for name, _ in rows + rows_by_phrase) + 2 if rows else 8
+    cols = [max(16, len(label) + 2, *(len(cells[j]) + 2 for _, cells in rows + rows_by_phrase))
+            for j, label in enumerate(labels)]
+
+    def table(first: str, body: list[tuple[str, list[str]]]) -> list[str]:
+        return [first.ljust(width) + "".join(label.rjust(c) for label, c in zip(labels, cols, strict=True))] + [
+            name.ljust(width) + "".join(cell.rjust(c) for cell, c in zip(cells, cols, strict=True))
+            for name, cells in body]
+
+    lines = table("metric", rows)
+    if rows_by_phrase:
+        lines += ["", *table("by modality and phrase", rows_by_phrase)]
+    return "\n".join([*lines, "", *table_legend(reports), *([PHRASE_LEGEND] if rows_by_phrase else [])])

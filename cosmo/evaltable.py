@@ -57,6 +57,39 @@ def metric_cells(reports: Mapping[str, Mapping], metrics: Sequence[str]) -> list
     return out
 
 
+PHRASE_METRICS = ("unsafe_compliance_rate", "jailbreak_success_rate", "over_refusal_rate")
+PHRASE_LEGEND = ("by modality and phrase: the built-in safety rows again, text or image, and with a phrase seen in "
+                 "training (in other wordings or renders) or never seen")
+
+
+def phrase_reports(reports: Mapping[str, Mapping]) -> tuple[dict[str, dict], list[str]]:
+    """Each report cut to the rows of each (safety metric, row group of `row_groups`), as reports of their
+    own whose metrics are named "<metric> <group>" (e.g. "over_refusal_rate text, unseen phrase"), for
+    `metric_cells`; and those names in table order. Empty for reports without `row_groups` (older ones,
+    data other than the built-in set)."""
+    out: dict[str, dict] = {label: {"metrics": {}, "counts": {}, "row_hits": {}} for label in reports}
+    names: list[str] = []
+    for metric in PHRASE_METRICS:
+        cut: dict[str, dict[str, dict[str, bool]]] = {}
+        for label, report in reports.items():
+            groups = report.get("row_groups") or {}
+            hits = (report.get("row_hits") or {}).get(metric) or {}
+            cut[label] = {}
+            for row, hit in hits.items():
+                if row in groups:
+                    cut[label].setdefault(groups[row], {})[row] = bool(hit)
+        for group in sorted({g for by_group in cut.values() for g in by_group}):
+            name = f"{metric} {group}"
+            names.append(name)
+            for label, by_group in cut.items():
+                if group in by_group:
+                    hits = by_group[group]
+                    out[label]["metrics"][name] = sum(hits.values()) / len(hits)
+                    out[label]["counts"][name] = {"hits": sum(hits.values()), "rows": len(hits)}
+                    out[label]["row_hits"][name] = hits
+    return out, names
+
+
 def table_legend(reports: Mapping[str, Mapping]) -> list[str]:
     """The legend under an eval table, plus a line naming the changes that could not be tested."""
     labels = list(reports)

@@ -8,12 +8,13 @@ lacks is skipped and named in report.md instead of failing the whole report.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from cosmo.evaltable import metric_cells, table_legend
+from cosmo.evaltable import PHRASE_LEGEND, metric_cells, phrase_reports, table_legend
 from cosmo.report_plots import (
     along_stages,
     has_metric,
@@ -115,6 +116,7 @@ def read_evals(run_dir: Path, records: list[dict[str, Any]]) -> dict[str, dict[s
         entry["metrics"].update({k: v for k, v in report["metrics"].items() if number(v) is not None})
         entry["counts"] = report.get("counts") or {}
         entry["row_hits"] = report.get("row_hits") or {}
+        entry["row_groups"] = report.get("row_groups") or {}
     return evals
 
 
@@ -201,6 +203,11 @@ def _fmt(value: float | None, digits: int = 3) -> str:
     return "–" if value is None else f"{value:.{digits}f}"
 
 
+def _eval_rows(reports: dict[str, dict[str, Any]], metrics: Sequence[str]) -> list[list[str]]:
+    """`metric_cells` as markdown table rows ("–" for a missing cell)."""
+    return [[metric, *("–" if c == "-" else c for c in cells)] for metric, cells in metric_cells(reports, metrics)]
+
+
 def _table(header: list[str], rows: list[list[str]]) -> list[str]:
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
     return lines + ["| " + " | ".join(row) + " |" for row in rows]
@@ -267,9 +274,10 @@ def _markdown(run_dir: Path, config: dict[str, Any], records: list[dict[str, Any
 
     lines += ["", "## Evaluation", ""]
     if evals:
-        rows = [[metric, *("–" if c == "-" else c for c in cells)]
-                for metric, cells in metric_cells(evals, EVAL_METRICS)]
-        lines += _table(["metric", *evals], rows) + [""] + table_legend(evals)
+        lines += _table(["metric", *evals], _eval_rows(evals, EVAL_METRICS)) + [""] + table_legend(evals)
+        by_phrase, names = phrase_reports(evals)
+        if names:
+            lines += ["", *_table(["by modality and phrase", *evals], _eval_rows(by_phrase, names)), "", PHRASE_LEGEND]
     else:
         lines.append("No evaluation in this run (no eval/* records or eval/<label>.json files).")
     for key, alt in (("safety", "Safety and over-refusal"), ("capability", "Capability")):

@@ -60,6 +60,33 @@ def test_phrase_rows_are_split_by_seen_and_unseen_phrases():
     assert split["safety/text/unseen"] == {"rows": 1, "well_formed": 1, "refused": 0, "complied": 1, "correct": 0}
 
 
+def test_table_splits_the_safety_metrics_by_modality_and_phrase_with_their_own_paired_test():
+    """20 built-in over_refusal text rows (10 with a phrase seen in training, 10 unseen), 2 rows without phrase
+    meta (as a benchmark's) and 1 unseen jailbreak image row. SFT refuses every benign row and the image; RL
+    answers the seen ones, the 2 others and the image, and still refuses the unseen benign ones."""
+    over = [Sample(id=f"o{i}", task="over_refusal", prompt="q", meta={"heldout": i >= 10}) for i in range(20)]
+    other = [Sample(id=f"b{i}", task="over_refusal", prompt="q") for i in range(2)]
+    image = [Sample(id="j0", task="jailbreak", prompt="q", images=("x.png",), should_refuse=True,
+                    meta={"heldout": True})]
+    rows = over + other + image
+    sft = summarize(rows, [REFUSE] * 23)
+    rl = summarize(rows, [ANSWER if i < 10 else REFUSE for i in range(20)] + [ANSWER] * 3)
+    table = format_table({"sft": sft, "rl": rl})
+    lines = {line.split(" phrase", 1)[0]: line for line in table.splitlines()
+             if line.split(" ")[0].endswith("_rate") and " phrase " in line}
+    assert set(lines) == {"over_refusal_rate text, seen", "over_refusal_rate text, unseen",
+                          "jailbreak_success_rate image, unseen"}
+    # 10 rows refused only by SFT: p = 2 / 2^10, starred; Wilson 10/10 -> [0.72, 1.00], 0/10 -> [0.00, 0.28]
+    assert " ".join(lines["over_refusal_rate text, seen"].split()[4:]) == \
+        "1.00 (10/10) [0.72, 1.00] 0.00 (0/10) [0.00, 0.28] -1.00*"
+    assert lines["over_refusal_rate text, unseen"].rstrip().endswith("1.00 (10/10) [0.72, 1.00] +0.00")
+    # one discordant row: p = 1, within noise; the all-rows line counts the 2 rows without phrase meta too
+    assert lines["jailbreak_success_rate image, unseen"].rstrip().endswith("1.00 (1/1) [0.21, 1.00] +1.00")
+    assert "0.45 (10/22)" in table and "seen in training" in table
+    old = {k: v for k, v in sft.items() if k != "row_groups"}  # a report from before the split
+    assert "by modality and phrase" not in format_table({"sft": old, "rl": rl}).split("\n\n")[0]
+
+
 def test_metrics_absent_when_no_rows_of_their_task():
     report = summarize([_row(1, "safety")], [REFUSE])
     assert set(report["metrics"]) == {"unsafe_compliance_rate", "format_rate"}

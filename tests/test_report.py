@@ -249,7 +249,9 @@ def test_report_has_help():
 
 def test_eval_table_stars_a_change_beyond_noise_from_per_row_hits(tmp_path):
     """Two eval reports of the same 20 rows: 14 refused, then 5; 10 rows refused only before and 1 only
-    after, so the exact McNemar p = 2 (C(11,0) + C(11,1)) / 2^11 = 0.0117 < 0.05: starred."""
+    after, so the exact McNemar p = 2 (C(11,0) + C(11,1)) / 2^11 = 0.0117 < 0.05: starred. Rows 0-9 have a
+    phrase seen in training, 10-19 one never seen: seen 10 -> 4 refused (6 rows refused only before, p = 2 / 2^6
+    = 0.031, starred), unseen 4 -> 1 (4 only before, 1 only after: p = 2 (1 + 5) / 2^5 = 0.375, not starred)."""
     run_dir = tmp_path / "run"
     (run_dir / "eval").mkdir(parents=True)
     records = []
@@ -257,7 +259,8 @@ def test_eval_table_stars_a_change_beyond_noise_from_per_row_hits(tmp_path):
         hits = {f"o{i}": i in refused for i in range(20)}
         report = {"metrics": {"over_refusal_rate": len(refused) / 20},
                   "counts": {"over_refusal_rate": {"hits": len(refused), "rows": 20}},
-                  "row_hits": {"over_refusal_rate": hits}}
+                  "row_hits": {"over_refusal_rate": hits},
+                  "row_groups": {f"o{i}": "text, unseen phrase" if i >= 10 else "text, seen phrase" for i in range(20)}}
         (run_dir / "eval" / f"{label}.json").write_text(json.dumps(report))
         records.append({"stage": f"eval/{label}", "step": step, "time": 1.7e9 + step, **report["metrics"]})
     (run_dir / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
@@ -265,6 +268,11 @@ def test_eval_table_stars_a_change_beyond_noise_from_per_row_hits(tmp_path):
     # Wilson intervals as in tests/test_eval.py: 14/20 -> [0.48, 0.85], 5/20 -> [0.11, 0.47]
     assert "| over_refusal_rate | 0.70 (14/20) [0.48, 0.85] | 0.25 (5/20) [0.11, 0.47] -0.45* |" in text
     assert "exact McNemar" in text and "untested" not in text
+    # Wilson 10/10 -> [0.72, 1.00]; 4/10 -> [0.17, 0.69]; 1/10 -> [0.02, 0.40]
+    assert ("| over_refusal_rate text, seen phrase | 1.00 (10/10) [0.72, 1.00] | 0.40 (4/10) [0.17, 0.69] -0.60* |"
+            in text)
+    assert ("| over_refusal_rate text, unseen phrase | 0.40 (4/10) [0.17, 0.69] | 0.10 (1/10) [0.02, 0.40] -0.30 |"
+            in text)
 
 
 @pytest.mark.parametrize("steps", [1, 5, 2000])
