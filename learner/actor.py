@@ -274,11 +274,13 @@ class LearnerRank:
             else:  # the learner's own log-probs: vLLM reports them before temperature and logit bias
                 old = start
             ref = self._reference_logprobs(batch, labels) if self.reference is not None else None
+            kl_weights = torch.tensor([it.get("kl_weight", 1.0) for it in chunk], dtype=logprobs.dtype,
+                                      device=logprobs.device)
             loss, stats = policy_loss(
                 a.name, logprobs, old, ref, adv, mask,
                 clip_eps=clip_eps_schedule(label_mask, a.clip_schedule, a.clip_eps, a.clip_eps_min),
                 drift_coef=a.drift_coef, drift_clip=a.drift_clip, kl_coef=a.kl_coef, aggregation=a.aggregation,
-                weights=weights[j], truncated_ratio=fixed_old is not None,
+                weights=weights[j], truncated_ratio=fixed_old is not None, kl_weights=kl_weights,
             )
             # the weights already normalise over the update: DeepSpeed must not divide by its GAS
             self.engine.backward(self._with_all_params(loss, batch), scale_wrt_gas=False)

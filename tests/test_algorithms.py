@@ -48,6 +48,20 @@ def test_cpgd_negative_advantage_floors_the_log_ratio():
     assert logp.grad[0].tolist() == pytest.approx([2 / 3, 2 / 3, 0.0], abs=1e-12)
 
 
+def test_kl_weights_leave_the_sequences_they_zero_free():
+    """Two one-token sequences at the old policy (ratio 1, A = 0: no policy-gradient term); reference
+    log-probs 0.5 below and 0.5 above. With weights [1, 0] only the first sequence's k3 term counts:
+    loss = (e^-0.5 + 0.5 - 1) / 2 tokens, and its gradient (1 - e^-0.5) / 2 reaches the first token only."""
+    logp = torch.tensor([[-1.0], [-1.0]], dtype=torch.float64, requires_grad=True)
+    old, mask = logp.detach().clone(), torch.ones(2, 1, dtype=torch.float64)
+    ref = torch.tensor([[-1.5], [-0.5]], dtype=torch.float64)
+    loss, _ = policy_loss("grpo", logp, old, ref, torch.zeros(2), mask, kl_coef=1.0,
+                          kl_weights=torch.tensor([1.0, 0.0]))
+    assert loss.item() == pytest.approx((math.exp(-0.5) + 0.5 - 1) / 2, abs=1e-12)
+    loss.backward()
+    assert logp.grad[:, 0].tolist() == pytest.approx([(1 - math.exp(-0.5)) / 2, 0.0], abs=1e-12)
+
+
 def test_cpgd_drift_clip_caps_the_pull():
     logp, old, mask = _inputs(new=[1.0], old=[-1.0])  # ratio e^2 - 1 = 6.39 > c = 2
     loss, _ = policy_loss("cpgd", logp, old, None, torch.tensor([0.0]), mask, drift_coef=0.5, drift_clip=2.0)

@@ -78,6 +78,8 @@ def test_wrong_type_in_yaml_names_full_key(tmp_path):
         ("logging.run_name=a/b", "logging.run_name"),
         ("algorithm.clip_eps=1.5", "algorithm.clip_eps"),
         ("algorithm.kl_coef=0.1", "algorithm.kl_coef"),
+        ("algorithm.kl_rows=harmful", "algorithm.kl_rows"),
+        ("algorithm.kl_rows=must_refuse", "algorithm.kl_rows"),  # no reference KL (kl_coef 0) to choose rows of
         ("algorithm.advantage_weight=median", "algorithm.advantage_weight"),
         ("rl.micro_batch_size=5", "rl.micro_batch_size"),  # 8 prompts x 8 samples not a multiple of 5 x 2
         ("rollout.temperature=0", "rollout.temperature"),

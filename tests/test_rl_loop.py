@@ -92,3 +92,16 @@ def test_dynamic_sampling_fills_the_shortfall_with_flat_groups_after_max_rounds(
     assert len(rollout.sampled) == 2 + 2 + 2  # first batch, then two refill rounds of 2 prompts
     assert batch.stats["dynamic/refill_rounds"] == 2 and batch.stats["dynamic/shortfall_groups"] == 2
     assert len(batch.items) == 2 * GROUP and all(it["advantage"] == 0.0 for it in batch.items)
+
+
+def test_kl_rows_must_refuse_marks_the_sequences_of_rows_that_must_be_refused():
+    from cosmo.data import Sample
+
+    rows = [Sample(id=f"r{i}", task="safety" if i % 3 == 0 else "over_refusal", prompt="q", should_refuse=i % 3 == 0)
+            for i in range(6)]
+    cfg, sampler, rollout, rewards = _maker(False, REWARDS)
+    scored = score(rewards, Rollouts(rollout.generate([0, 1], GROUP), 1.0, 1.0))
+    assert all("kl_weight" not in it for it in advantages(cfg, scored, rows).items)  # kl_rows=all: every row
+    cfg.algorithm.kl_rows = "must_refuse"
+    items = advantages(cfg, scored, rows).items
+    assert [(it["sample_index"], it["kl_weight"]) for it in items] == [(0, 1.0), (0, 1.0), (1, 0.0), (1, 0.0)]

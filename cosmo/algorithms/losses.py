@@ -131,6 +131,7 @@ def policy_loss(
     aggregation: str = "token_mean",
     weights: Tensor | None = None,
     truncated_ratio: bool = False,
+    kl_weights: Tensor | None = None,
 ) -> tuple[Tensor, dict[str, float]]:
     """The one entry point: `name` in cpgd, grpo, ppo; returns (scalar loss, float diagnostics).
 
@@ -138,7 +139,8 @@ def policy_loss(
     `truncated_ratio` apply to cpgd; `kl_coef` (k3 against `ref_logprobs`) to grpo and ppo.
     `weights` (per token, from `microbatch.token_weights`) replace `aggregation`: the loss is then
     Σ terms·mask·weights, one micro-batch's share of the whole update's aggregate; the reported
-    `loss` stays this micro-batch's own aggregate.
+    `loss` stays this micro-batch's own aggregate. `kl_weights` ([batch]) scale each sequence's KL term
+    (`algorithm.kl_rows`: 0 on the rows the KL leaves free).
     """
     if name not in LOSSES:
         raise ValueError(f"unknown policy loss {name!r}; choose one of {sorted(LOSSES)}")
@@ -164,6 +166,8 @@ def policy_loss(
             if ref_logprobs is None:
                 raise ValueError(f"kl_coef={kl_coef} needs ref_logprobs")
             kl = kl_k3(logprobs, ref_logprobs.detach())
+            if kl_weights is not None:
+                kl = kl * kl_weights.detach().to(kl.dtype)[:, None]
             terms = terms + kl_coef * kl
             parts["kl"] = kl
     loss = aggregate(terms, mask, aggregation)

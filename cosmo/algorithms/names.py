@@ -3,3 +3,4 @@
 WEIGHTS = ("std", "equal", "clip_filter_like")
 AGGREGATIONS = ("token_mean", "seq_mean")
 CLIP_SCHEDULES = ("constant", "linear")
+KL_ROWS = ("all", "must_refuse")

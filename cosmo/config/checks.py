@@ -7,7 +7,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from cosmo.algorithms.names import AGGREGATIONS, CLIP_SCHEDULES, WEIGHTS
+from cosmo.algorithms.names import AGGREGATIONS, CLIP_SCHEDULES, KL_ROWS, WEIGHTS
 from cosmo.config.sections import STAGES, WEIGHT_TRANSPORTS, CheckFailed, CosmoConfig, RewardConfig
 from cosmo.config.stages import NAME, RESERVED_NAMES, stage_config
 from cosmo.data.schema import TASKS
@@ -125,6 +125,9 @@ def _validate_tree(cfg: CosmoConfig) -> None:
     _check(a.drift_coef >= 0, "algorithm.drift_coef", "a number >= 0", a.drift_coef)
     _check(a.drift_clip > 0, "algorithm.drift_clip", "a positive number", a.drift_clip)
     _check(a.kl_coef >= 0, "algorithm.kl_coef", "a number >= 0", a.kl_coef)
+    _check(a.kl_rows in KL_ROWS, "algorithm.kl_rows", f"one of {KL_ROWS}", a.kl_rows)
+    _check(a.kl_rows == "all" or a.kl_coef > 0, "algorithm.kl_rows", "'all' unless algorithm.kl_coef > 0 (it "
+           "chooses the rows of that KL)", a.kl_rows)
     _check(a.kl_coef == 0 or a.name != "cpgd", "algorithm.kl_coef", "0 with cpgd (its drift term, "
            "algorithm.drift_coef, plays that role; use grpo or ppo for a reference KL)", a.kl_coef)
     _check(a.is_cap >= 1, "algorithm.is_cap", "a number >= 1", a.is_cap)

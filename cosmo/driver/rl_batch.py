@@ -107,6 +107,9 @@ def advantages(cfg: CosmoConfig, batch: ScoredRollouts, rows: Sequence[Sample]) 
                                          refusal_balance=cfg.algorithm.refusal_balance,
                                          strata=[bool(rows[s.trajectory.sample_index].images) for s in batch.kept]
                                          if cfg.algorithm.refusal_balance else None)
+    if cfg.algorithm.kl_rows == "must_refuse":  # the learner weighs each sequence's reference KL by this
+        for item, s in zip(items, batch.kept, strict=True):
+            item["kl_weight"] = float(rows[s.trajectory.sample_index].should_refuse)
     stats = {**reward_stats(batch.every, group_rewards(batch.every, g)), **batch.stats,
              **{k: v for k, v in kept_stats.items() if k.startswith("advantage/")}}
     stats["rollout/trajectories"] = float(len(batch.every))
