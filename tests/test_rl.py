@@ -205,13 +205,24 @@ def test_async_mode_overlaps_with_a_lag_of_one_and_the_same_updates(ray_cluster,
 
 
 @pytest.mark.slow
-def test_kl_penalty_against_the_frozen_start_model(ray_cluster, tiny_model, builtin_data, tmp_path):
+@pytest.mark.parametrize("kl_rows", ["all", "must_refuse"])
+def test_kl_penalty_against_the_frozen_start_model(ray_cluster, tiny_model, builtin_data, tmp_path, kl_rows):
+    """The 8 instruction rows, none of which must be refused, at a high lr. all: the first update starts
+    from the reference itself (KL 0), afterwards the policy has moved away; must_refuse: every sequence's KL
+    weight is 0, so the KL stays exactly 0 as the policy moves."""
+    from cosmo.data import load_jsonl, write_jsonl
+
+    rows = [r for r in load_jsonl(builtin_data["train"]) if r.task == "instruction"]
+    assert len(rows) == 8 and not any(r.should_refuse for r in rows)
+    train_file = write_jsonl(rows, tmp_path / "instruction-only.jsonl")
     cfg = _cfg(tiny_model, builtin_data, tmp_path, "kl", "algorithm.name=grpo", "algorithm.kl_coef=0.1",
-               "rl.lr=1e-2", *ONE_OF_EACH)
-    steps = [r for r in _run(cfg, tiny_model, builtin_data) if r["stage"] == "rl"]
-    # the first update starts from the reference itself: KL 0; afterwards the policy has moved away
+               f"algorithm.kl_rows={kl_rows}", "rl.lr=1e-2", *ONE_OF_EACH)
+    steps = [r for r in _run(cfg, tiny_model, builtin_data, train_file) if r["stage"] == "rl"]
     assert steps[0]["train/kl"] == pytest.approx(0.0, abs=1e-6)
-    assert steps[2]["train/kl"] > 1e-4
+    if kl_rows == "all":
+        assert steps[2]["train/kl"] > 1e-4
+    else:
+        assert [r["train/kl"] for r in steps] == [0.0] * 3
 
 
 @pytest.fixture(scope="module")
