@@ -83,8 +83,8 @@ def test_table_splits_the_safety_metrics_by_modality_and_phrase_with_their_own_p
     # one discordant row: p = 1, within noise; the all-rows line counts the 2 rows without phrase meta too
     assert lines["jailbreak_success_rate image, unseen"].rstrip().endswith("1.00 (1/1) [0.21, 1.00] +1.00")
     assert "0.45 (10/22)" in table and "seen in training" in table
-    old = {k: v for k, v in sft.items() if k != "row_groups"}  # a report from before the split
-    assert "by modality and phrase" not in format_table({"sft": old, "rl": rl}).split("\n\n")[0]
+    old = {k: v for k, v in sft.items() if k != "row_groups"}  # a report from before the split: no second part
+    assert "phrase" not in format_table({"sft": old})
 
 
 def test_metrics_absent_when_no_rows_of_their_task():
