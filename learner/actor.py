@@ -274,8 +274,8 @@ class LearnerRank:
             else:  # the learner's own log-probs: vLLM reports them before temperature and logit bias
                 old = start
             ref = self._reference_logprobs(batch, labels) if self.reference is not None else None
-            kl_weights = torch.tensor([it.get("kl_weight", 1.0) for it in chunk], dtype=logprobs.dtype,
-                                      device=logprobs.device)
+            kl_weights = None if ref is None else torch.tensor([it.get("kl_weight", 1.0) for it in chunk],
+                                                               dtype=logprobs.dtype, device=logprobs.device)
             loss, stats = policy_loss(
                 a.name, logprobs, old, ref, adv, mask,
                 clip_eps=clip_eps_schedule(label_mask, a.clip_schedule, a.clip_eps, a.clip_eps_min),

@@ -9,7 +9,7 @@ import pytest
 import ray
 
 from cosmo.config import load_config
-from cosmo.data import load_jsonl
+from cosmo.data import load_jsonl, write_jsonl
 from cosmo.driver.tracking import RunTracker
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -18,6 +18,14 @@ LOGPROB_TOLERANCE = 1e-4  # mean |vLLM - learner| per token, fp32 on CPU (measur
 
 # tests whose subject is not the topology: one learner rank, one engine, one reward worker start faster
 ONE_OF_EACH = ("learner.num_ranks=1", "rollout.num_actors=1", "reward.num_workers=1")
+
+
+def _instruction_rows(builtin_data: dict, out: Path) -> tuple[list, Path]:
+    """The built-in train split's 8 instruction rows (checkable constraints; none must be refused), and the
+    file `out` they were written to."""
+    rows = [r for r in load_jsonl(builtin_data["train"]) if r.task == "instruction"]
+    assert len(rows) == 8
+    return rows, write_jsonl(rows, out)
 
 
 def _cfg(model: Path, data: dict, tmp_path: Path, name: str, *overrides: str):
@@ -210,11 +218,8 @@ def test_kl_penalty_against_the_frozen_start_model(ray_cluster, tiny_model, buil
     """The 8 instruction rows, none of which must be refused, at a high lr. all: the first update starts
     from the reference itself (KL 0), afterwards the policy has moved away; must_refuse: every sequence's KL
     weight is 0, so the KL stays exactly 0 as the policy moves."""
-    from cosmo.data import load_jsonl, write_jsonl
-
-    rows = [r for r in load_jsonl(builtin_data["train"]) if r.task == "instruction"]
-    assert len(rows) == 8 and not any(r.should_refuse for r in rows)
-    train_file = write_jsonl(rows, tmp_path / "instruction-only.jsonl")
+    rows, train_file = _instruction_rows(builtin_data, tmp_path / "instruction-only.jsonl")
+    assert not any(r.should_refuse for r in rows)
     cfg = _cfg(tiny_model, builtin_data, tmp_path, "kl", "algorithm.name=grpo", "algorithm.kl_coef=0.1",
                f"algorithm.kl_rows={kl_rows}", "rl.lr=1e-2", *ONE_OF_EACH)
     steps = [r for r in _run(cfg, tiny_model, builtin_data, train_file) if r["stage"] == "rl"]
@@ -246,12 +251,8 @@ REWARD_RISE = 0.08  # measured: 0.49 -> 0.65 (first 3 vs last 3 of 12 steps)
 
 @pytest.mark.slow
 def test_mean_reward_rises_on_instruction_following(ray_cluster, sft_model, builtin_data, tmp_path):
-    from cosmo.data import load_jsonl, write_jsonl
-
     # one verifiable task: checkable constraints + answer format; every step samples all 8 rows
-    rows = [r for r in load_jsonl(builtin_data["train"]) if r.task == "instruction"]
-    assert len(rows) == 8
-    train_file = write_jsonl(rows, builtin_data["train"].parent / "instruction-only.jsonl")
+    _, train_file = _instruction_rows(builtin_data, tmp_path / "instruction-only.jsonl")
     cfg = _cfg(sft_model, builtin_data, tmp_path, "rise", "rl.steps=12", "rl.prompts_per_step=8",
                "algorithm.group_size=8", "rl.micro_batch_size=8", "rl.lr=5e-4", "rollout.max_new_tokens=24",
                *ONE_OF_EACH)
@@ -275,13 +276,9 @@ def test_rl_resumed_after_a_crash_ends_bit_identical_to_an_uninterrupted_run(ray
     crash after step 2 ends epoch 0 exactly (step 3's batch, the first of epoch 1, was already sampled when
     it crashed), and the resumed launch crashes again after step 3 (mid-epoch); each launch resumes the last."""
     import cosmo.driver.stage as loop
-    from cosmo.data import write_jsonl
     from cosmo.driver.resume import find_resume_point
 
-    train_file = None
-    if mode == "async":
-        rows = [r for r in load_jsonl(builtin_data["train"]) if r.task == "instruction"]
-        train_file = write_jsonl(rows, tmp_path / "eight-rows.jsonl")
+    rows, train_file = _instruction_rows(builtin_data, tmp_path / "eight-rows.jsonl") if mode == "async" else ([], None)
     common = ("rl.steps=4", "checkpoint.every_steps=1", "checkpoint.keep_last=2", "rl.lr=5e-4", f"rl.mode={mode}")
     clean = _run(_cfg(sft_model, builtin_data, tmp_path, "clean", *common), sft_model, builtin_data, train_file)
 
