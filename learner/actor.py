@@ -21,7 +21,7 @@ import torch
 
 from cosmo.algorithms import importance_weights, policy_loss
 from cosmo.algorithms.losses import clip_eps_schedule
-from cosmo.algorithms.microbatch import fixed_count, pack_by_tokens, place, token_weights
+from cosmo.algorithms.microbatch import UpdateTotals, fixed_count, local_totals, pack_by_tokens, place, token_weights
 from cosmo.config import CosmoConfig
 from cosmo.data import Sample, load_images, load_jsonl
 from cosmo.models import encode_response_batch, encode_sft_batch, load_model
@@ -42,7 +42,7 @@ from learner.engine import (
     init_process_group,
     resolve_backend,
 )
-from learner.forward import response_logprobs
+from learner.forward import blank_image_inputs, response_logprobs, vision_in_every_pass, vision_tower
 from learner.train_state import base_optimizer, load_train_state, master_partitions, save_train_state
 from learner.weights import export_state_dict
 
@@ -73,6 +73,7 @@ class LearnerRank:
         self.model_path = ""
         self.spec: OptimSpec | None = None
         self.reference: torch.nn.Module | None = None
+        self.blank_image: dict[str, torch.Tensor] | None = None  # runs the vision tower in text-only passes
 
     def setup(
         self, rendezvous: str, model_path: str, train_file: str, spec: OptimSpec, threads: int,
@@ -117,6 +118,7 @@ class LearnerRank:
         lm.model.train()
         self.engine = build_engine(lm.model, self.cfg.learner, spec, self.world_size, bf16)
         self.device = self.engine.device
+        self.blank_image = blank_image_inputs(lm.processor, self.device) if vision_tower(lm.model) else None
         if train_state:
             load_train_state(self.engine, Path(train_state), self.rank)
         if reference:
@@ -131,13 +133,16 @@ class LearnerRank:
                 "device": str(self.device), "setup_s": time.perf_counter() - started}
 
     def sft_step(self, indices: list[int]) -> dict:
-        """One optimizer step over this rank's share: `grad_accum` micro-batches of SFT loss."""
+        """One optimizer step over this rank's share: `grad_accum` micro-batches of SFT loss.
+
+        The loss is the token mean over the whole step on every rank (`UpdateTotals`), so the gradient
+        does not depend on the micro-batch size or the number of ranks."""
         assert self.engine is not None and self.spec is not None, "setup() must run first"
         started = time.perf_counter()
         mb = self.spec.micro_batch_size
         if len(indices) != mb * self.spec.grad_accum:
             raise ValueError(f"rank {self.rank} got {len(indices)} samples, expected {mb * self.spec.grad_accum}")
-        loss_sum, tokens = 0.0, 0
+        batches = []
         for start in range(0, len(indices), mb):
             rows = [self.samples[i] for i in indices[start : start + mb]]
             missing = [r.id for r in rows if r.response is None]
@@ -150,21 +155,40 @@ class LearnerRank:
                 [r.response for r in rows],  # type: ignore[misc]
                 max_length=self.cfg.data.max_length,
             )
-            batch = {k: v.to(self.device) for k, v in batch.items()}
-            loss = self._with_all_params(self.engine(**batch).loss, batch)
-            self.engine.backward(loss)
+            batches.append({k: v.to(self.device) for k, v in batch.items()})
+        counts = [int((batch["labels"][:, 1:] != -100).sum()) for batch in batches]
+        totals = self._step_totals(UpdateTotals(tokens=sum(counts), sequences=0, micro_batches=len(batches)))
+        loss_sum = 0.0
+        for j, (batch, n) in enumerate(zip(batches, counts, strict=True)):
+            self.engine.set_gradient_accumulation_boundary(j == len(batches) - 1)
+            with vision_in_every_pass(self.engine, batch, self.blank_image):
+                loss = self.engine(**batch).loss  # HF: the mean over this micro-batch's n label tokens
+            # n x mean = this micro-batch's sum; x ranks / step tokens: its share of the step's token mean
+            self.engine.backward(loss * (n * totals.ranks / max(totals.tokens, 1)), scale_wrt_gas=False)
             self.engine.step()
-            n = int((batch["labels"][:, 1:] != -100).sum())
             loss_sum += float(loss.detach()) * n
-            tokens += n
         return {
-            "loss": loss_sum / max(tokens, 1),
-            "tokens": tokens,
+            "loss": loss_sum / max(sum(counts), 1),
+            "tokens": sum(counts),
             "lr": self.engine.get_lr()[0],
             "grad_norm": self._grad_norm(),
             "skipped": float(not self.engine.was_step_applied()),
             "step_s": time.perf_counter() - started,
         }
+
+    def _step_totals(self, local: UpdateTotals) -> UpdateTotals:
+        """This optimizer step's counts summed over every rank (micro-batches: the most of any rank),
+        in one all_gather: the loss normalises by them, and a rank with fewer micro-batches pads to the
+        most, since ZeRO reduces gradients in every backward (and ZeRO-3 gathers parameters in every
+        forward), so unequal counts would hang or corrupt the collectives."""
+        if self.world_size == 1:
+            return local
+        mine = torch.tensor([local.tokens, local.sequences, local.micro_batches], dtype=torch.long, device=self.device)
+        every = [torch.zeros_like(mine) for _ in range(self.world_size)]
+        torch.distributed.all_gather(every, mine)
+        table = torch.stack(every).cpu()
+        return UpdateTotals(tokens=int(table[:, 0].sum()), sequences=int(table[:, 1].sum()), ranks=self.world_size,
+                            micro_batches=int(table[:, 2].max()))
 
     def rl_step(self, items: list[dict]) -> dict:
         """The policy updates over this rank's trajectories: `rl.epochs` passes of `rl.mini_batches`
@@ -192,20 +216,22 @@ class LearnerRank:
         size = len(items) // rl.mini_batches
         fixed_old = self._learner_logprobs(items) if updates > 1 else None
         totals: dict[str, float] = {}
-        tokens, skipped = 0, 0
+        counts = dict.fromkeys(("tokens", "truncated_rows", "micro_batches", "padded_micro_batches"), 0)
+        skipped = 0
         for epoch in range(rl.epochs):
             for k in range(rl.mini_batches):
-                stats, n = self._update(items[k * size : (k + 1) * size],
-                                        None if fixed_old is None else fixed_old[k * size : (k + 1) * size])
+                stats, done = self._update(items[k * size : (k + 1) * size],
+                                           None if fixed_old is None else fixed_old[k * size : (k + 1) * size])
                 for key, value in stats.items():
-                    totals[key] = totals.get(key, 0.0) + value * n
-                tokens += n if epoch == 0 else 0
+                    totals[key] = totals.get(key, 0.0) + value * done["tokens"]
+                for key, value in done.items():  # tokens and cut rows once per batch, passes every update
+                    counts[key] += value if epoch == 0 or key.endswith("micro_batches") else 0
                 skipped += not self.engine.was_step_applied()
-        out = {key: value / max(tokens * rl.epochs, 1) for key, value in totals.items()}
+        out = {key: value / max(counts["tokens"] * rl.epochs, 1) for key, value in totals.items()}
         # skipped: no update applied, so the weights did not change (the driver then broadcasts nothing)
-        out.update(tokens=tokens, lr=self.engine.get_lr()[0], step_s=time.perf_counter() - started,
+        out.update(counts, lr=self.engine.get_lr()[0], step_s=time.perf_counter() - started,
                    grad_norm=self._grad_norm(), skipped=float(skipped == updates), optimizer_steps=updates,
-                   skipped_updates=skipped)
+                   skipped_updates=skipped, rows=len(items))
         return out
 
     def _micro_batches(self, items: list[dict]) -> list[list[int]]:
@@ -233,23 +259,40 @@ class LearnerRank:
         for idx in fixed_count(len(items), self.spec.micro_batch_size):
             batch, labels = self._encode([items[i] for i in idx])
             logprobs, _ = response_logprobs(self.engine, batch, labels, chunk=self.cfg.learner.logprob_chunk_tokens,
-                                             temperature=self.cfg.rollout.temperature)
+                                             temperature=self.cfg.rollout.temperature, blank=self.blank_image)
             mask = labels[:, 1:] != -100
             for row, i in enumerate(idx):
                 out[i] = logprobs[row][mask[row]]
         return out
 
-    def _update(self, items: list[dict], fixed_old: list[torch.Tensor] | None) -> tuple[dict[str, float], int]:
-        """One optimizer step over `items`; returns the token-weighted stats and the number of tokens."""
+    def _update(self, items: list[dict],
+                fixed_old: list[torch.Tensor] | None) -> tuple[dict[str, float], dict[str, int]]:
+        """One optimizer step over `items`; returns the token-weighted stats, and counts: the tokens trained
+        on, the responses `data.max_length` cut (left out of the loss with rl.truncated=drop), the forward/
+        backward passes and how many of them were padding.
+
+        The loss is `algorithm.aggregation` over the step's tokens on every rank (`token_weights` with the
+        exchanged `UpdateTotals`); a rank with fewer micro-batches than another runs its first one again
+        with zero weight, so every rank makes the same collective calls."""
         a, ln = self.cfg.algorithm, self.cfg.learner
         encoded = [(self._encode([items[i] for i in idx]), idx) for idx in self._micro_batches(items)]
         label_masks = [labels[:, 1:] != -100 for (_, labels), _ in encoded]
-        masks = [m & ~torch.tensor([bool(items[i].get("exclude")) for i in idx], device=m.device)[:, None]
-                 for m, (_, idx) in zip(label_masks, encoded, strict=True)]
-        if ln.max_tokens_per_micro_batch:  # the aggregation over the whole update, however it is split
-            weights = token_weights(masks, a.aggregation)
-        else:  # as DeepSpeed's fixed accumulation: each micro-batch's own aggregate / micro-batches
-            weights = [token_weights([m], a.aggregation)[0] / len(masks) for m in masks]
+        cut = [torch.tensor([len(items[i]["response_ids"]) > int(n) for i, n in zip(idx, m.sum(-1), strict=True)],
+                            device=m.device) for m, (_, idx) in zip(label_masks, encoded, strict=True)]
+        masks = []
+        for m, c, (_, idx) in zip(label_masks, cut, encoded, strict=True):
+            left_out = torch.tensor([bool(items[i].get("exclude")) for i in idx], device=m.device)
+            if self.cfg.rl.truncated == "drop":
+                left_out |= c
+            masks.append(m & ~left_out[:, None])
+        step_totals = self._step_totals(local_totals(masks))
+        weights = token_weights(masks, a.aggregation, step_totals)
+        padding = step_totals.micro_batches - len(encoded)
+        for _ in range(padding):  # the same passes as the busiest rank, no gradient
+            encoded.append(encoded[0])
+            label_masks.append(label_masks[0])
+            masks.append(torch.zeros_like(masks[0]))
+            weights.append(torch.zeros_like(weights[0]))
         totals: dict[str, float] = {}
         tokens = 0
         for j, ((batch, labels), idx) in enumerate(encoded):
@@ -257,7 +300,7 @@ class LearnerRank:
             label_mask, mask = label_masks[j], masks[j]
             self.engine.set_gradient_accumulation_boundary(j == len(encoded) - 1)
             logprobs, entropy = response_logprobs(self.engine, batch, labels, chunk=ln.logprob_chunk_tokens,
-                                                  temperature=self.cfg.rollout.temperature)
+                                                  temperature=self.cfg.rollout.temperature, blank=self.blank_image)
             behaviour = place(label_mask, [it["logprobs"] for it in chunk], dtype=logprobs.dtype)
             adv = torch.tensor([it["advantage"] for it in chunk], dtype=logprobs.dtype, device=logprobs.device)
             # the learner's own pre-update log-probs: fixed at the batch's start, or (one update) this forward's
@@ -268,9 +311,9 @@ class LearnerRank:
                 # one step off-policy: clip around this step's pre-update policy, correct for the
                 # older sampler with truncated IS
                 old = start
-                is_weights, truncated = importance_weights(old, behaviour, a.is_cap)
+                is_weights, is_cut = importance_weights(old, behaviour, a.is_cap)
                 adv = adv[:, None] * is_weights
-                extra = {"is_weight": is_weights, "is_truncated_frac": truncated.float()}
+                extra = {"is_weight": is_weights, "is_truncated_frac": is_cut.float()}
             else:  # the learner's own log-probs: vLLM reports them before temperature and logit bias
                 old = start
             ref = self._reference_logprobs(batch, labels) if self.reference is not None else None
@@ -283,7 +326,7 @@ class LearnerRank:
                 weights=weights[j], truncated_ratio=fixed_old is not None, kl_weights=kl_weights,
             )
             # the weights already normalise over the update: DeepSpeed must not divide by its GAS
-            self.engine.backward(self._with_all_params(loss, batch), scale_wrt_gas=False)
+            self.engine.backward(loss, scale_wrt_gas=False)
             with torch.no_grad():
                 n = int(mask.sum())
                 m = mask.float()
@@ -295,27 +338,20 @@ class LearnerRank:
                 totals[key] = totals.get(key, 0.0) + value * n
             tokens += n
         self.engine.step()
-        return {key: value / max(tokens, 1) for key, value in totals.items()}, tokens
+        return {key: value / max(tokens, 1) for key, value in totals.items()}, {
+            "tokens": tokens, "truncated_rows": int(sum(c.sum() for c in cut)), "micro_batches": len(encoded),
+            "padded_micro_batches": padding}
 
     @torch.no_grad()
     def _reference_logprobs(self, batch: dict, labels: torch.Tensor) -> torch.Tensor:
         """Log-probs of the sampled tokens under the frozen start model."""
         return response_logprobs(self.reference, batch, labels, chunk=self.cfg.learner.logprob_chunk_tokens,
-                                 temperature=self.cfg.rollout.temperature)[0]
+                                 temperature=self.cfg.rollout.temperature, blank=self.blank_image)[0]
 
     def _grad_norm(self) -> float | None:
         """The last optimizer step's global gradient norm; None when DeepSpeed did not compute a finite one."""
         norm = self.engine.get_global_grad_norm()
         return float(norm) if norm is not None and math.isfinite(float(norm)) else None
-
-    def _with_all_params(self, loss: torch.Tensor, batch: dict) -> torch.Tensor:
-        """A micro-batch without images leaves the vision tower without gradients; the ranks would
-        then reduce different gradient sets and the collective fails. Adding 0 x its weights gives
-        every rank the same set (zero gradients), at the cost of one sum over the tower."""
-        vision = vision_tower(self.engine.module) if "pixel_values" not in batch else None
-        if vision is None or not any(p.requires_grad for p in vision.parameters()):
-            return loss
-        return loss + 0.0 * sum(p.sum() for p in vision.parameters() if p.requires_grad)
 
     def export_weights(self) -> tuple[object, str | None]:
         """Collective: rank 0 returns the full policy packed by `rollout.weight_transport`, and its
@@ -383,10 +419,3 @@ class LearnerRank:
             sock.bind((host, 0))
             return host, sock.getsockname()[1]
 
-
-def vision_tower(model: torch.nn.Module) -> torch.nn.Module | None:
-    """The VLM's vision encoder (`visual`), wherever this transformers version nests it."""
-    for holder in (model, getattr(model, "model", None)):
-        if holder is not None and isinstance(getattr(holder, "visual", None), torch.nn.Module):
-            return holder.visual
-    return None

@@ -155,11 +155,15 @@ class LearnerGroup:
         share = len(work) // n
         stats = self._all(what, method, [(list(work[i * share : (i + 1) * share]),) for i in range(n)])
         tokens = sum(s["tokens"] for s in stats)
-        per_rank = ("tokens", "lr", "grad_norm", "step_s", "skipped")
+        counts = ("rows", "truncated_rows", "micro_batches", "padded_micro_batches")  # RL: summed over ranks
+        per_rank = ("tokens", "lr", "grad_norm", "step_s", "skipped", *counts)
         merged = {k: sum(s[k] * s["tokens"] for s in stats) / max(tokens, 1) for k in stats[0] if k not in per_rank}
         # the gradient norm is global, so every rank takes (or skips) the same optimizer step
         merged.update(tokens=tokens, lr=stats[0]["lr"], grad_norm=stats[0]["grad_norm"],
                       step_s=max(s["step_s"] for s in stats), skipped=max(s["skipped"] for s in stats))
+        merged.update({k: sum(s[k] for s in stats) for k in counts if k in stats[0]})
+        if "rows" in merged:  # responses data.max_length cut before the loss (the reward scored them whole)
+            merged["truncated_fraction"] = merged["truncated_rows"] / max(merged["rows"], 1)
         self._count_skips(what, merged)
         return merged
 

@@ -149,3 +149,19 @@ def test_async_mode_needs_temperature_one():
     with pytest.raises(ConfigError, match=r"rollout.temperature.*1.0 with rl.mode=async"):
         load_config(DEFAULT, ["model.path=m", "rl.mode=async", "rollout.temperature=0.7"])
     assert load_config(DEFAULT, ["model.path=m", "rollout.temperature=0.7"]).rollout.temperature == 0.7
+
+
+def test_async_mode_rejects_nucleus_sampling():
+    # vLLM's behaviour log-probs are of the full distribution, not the nucleus: the IS weights would be off
+    assert load_config(DEFAULT, ["rl.mode=async", "rollout.top_p=1.0"]).rollout.top_p == 1.0
+    assert load_config(DEFAULT, ["rl.mode=sync", "rollout.top_p=0.9"]).rollout.top_p == 0.9
+    with pytest.raises(ConfigError, match=r"^key 'rollout.top_p': expected 1.0 with rl.mode=async") as err:
+        load_config(DEFAULT, ["rl.mode=async", "rollout.top_p=0.9"])
+    assert "\n" not in str(err.value)
+
+
+def test_truncation_settings_are_checked():
+    with pytest.raises(ConfigError, match="rl.truncated"):
+        load_config(DEFAULT, ["rl.truncated=cut"])
+    with pytest.raises(ConfigError, match="rl.truncation_warn"):
+        load_config(DEFAULT, ["rl.truncation_warn=2"])

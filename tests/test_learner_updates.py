@@ -12,6 +12,7 @@ import torch
 from conftest import end_process_group
 
 from cosmo.config import load_config
+from cosmo.data import load_jsonl
 from learner.engine import OptimSpec
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -100,3 +101,103 @@ def test_rl_step_updates_budget_and_checkpointing(rank, monkeypatch):
     assert len(calls) - 6 > 1  # the budget split the 8 sequences into several micro-batches
     # DeepSpeed did not divide by its fixed accumulation count: the same gradient norm
     assert packed["grad_norm"] == pytest.approx(reference["grad_norm"], rel=1e-5)
+
+
+@pytest.mark.slow
+def test_the_gradient_does_not_depend_on_micro_batches_token_budget_or_ranks(ray_cluster, tiny_model, builtin_data,
+                                                                              tmp_path):
+    """One batch of 16 trajectories (lr 0: the weights stay): every split gives the same gradient norm, and
+    2 ranks whose token budgets pack their halves into different numbers of micro-batches finish."""
+    if "COSMO_LOOPBACK" not in os.environ:
+        pytest.fail("torch.distributed tests must run through deploy/loopback.sh (as `make test` does)")
+    from learner.actor import LearnerRank
+    from learner.group import LearnerGroup
+
+    gen = torch.Generator().manual_seed(2)
+    rows = load_jsonl(builtin_data["train"])
+    with_image = [i for i, r in enumerate(rows) if r.images][:8]
+    text_only = [i for i, r in enumerate(rows) if not r.images][:8]
+    # the first rank's half: long responses to image rows; the second's: short ones to text rows. A token
+    # budget packs them unevenly, and the passes the second rank pads with hold no image while the first
+    # rank's do (the vision tower must still run in the same order on both)
+    lengths = [31, 24, 40, 28, 35, 22, 38, 26] + [3, 5, 2, 4, 6, 3, 5, 2]
+    items = [{"sample_index": row, "response_ids": torch.randint(20, 2000, (k,), generator=gen).tolist(),
+              "logprobs": [-7.0] * k, "advantage": (-1.0) ** i * (1 + i / 10), "exclude": False}
+             for i, (row, k) in enumerate(zip(with_image + text_only, lengths, strict=True))]
+
+    def cfg(ranks: int, budget: int = 0):
+        return load_config(ROOT / "configs" / "tiny-cpu.yaml", [
+            f"model.path={tiny_model}", f"data.dir={builtin_data['train'].parent}", f"logging.runs_dir={tmp_path}",
+            "model.build_preset=null", "device=cpu", f"learner.num_ranks={ranks}", "rl.prompts_per_step=2",
+            "algorithm.group_size=8", "rl.micro_batch_size=8", "learner.grad_clip=0",
+            f"learner.max_tokens_per_micro_batch={budget}",
+        ])
+
+    def prompts(rank: LearnerRank, chosen: list[dict]) -> list[int]:
+        """Each row's prompt length alone (images expanded), from the model's own processor."""
+        from cosmo.data import load_images
+        from cosmo.models.chat import chat_prompt
+
+        out = []
+        for it in chosen:
+            row = rows[it["sample_index"]]
+            text = chat_prompt(rank.lm, row.prompt, len(row.images))
+            if row.images:
+                enc = rank.lm.processor(text=[text], images=load_images(row), add_special_tokens=False)
+                out.append(len(enc["input_ids"][0]))
+            else:
+                out.append(len(rank.lm.tokenizer(text, add_special_tokens=False)["input_ids"]))
+        return out
+
+    def spec(mb: int, accum: int) -> OptimSpec:
+        return OptimSpec(lr=0.0, total_steps=1, warmup_steps=0, min_lr_ratio=1.0, micro_batch_size=mb,
+                         grad_accum=accum)
+
+    one = LearnerRank(0, 1, cfg(1))
+    norms = {}
+    try:
+        one.setup(f"file://{tmp_path}/store", str(tiny_model), str(builtin_data["train"]), spec(8, 2), threads=2)
+        for mb in (1, 2, 16):
+            one.spec = spec(mb, 16 // mb)
+            out = one.rl_step(items)
+            assert out["micro_batches"] == 16 // mb and out["padded_micro_batches"] == 0
+            norms[f"1 rank, {mb} per micro-batch"] = out["grad_norm"]
+        # a budget that holds the short half's 8 rows in one micro-batch but not the long half's
+        short = max(int(one._encode([it])[0]["input_ids"].shape[1]) for it in items[8:])
+        budget = 8 * short
+        one.cfg.learner.max_tokens_per_micro_batch = budget
+        norms["1 rank, token budget"] = one.rl_step(items)["grad_norm"]
+
+        # responses longer than data.max_length leaves beside their prompt are counted, kept cut or dropped
+        full = [int(one._encode([it])[0]["input_ids"].shape[1]) for it in items]  # nothing cut at 160
+        assert full == [len(it["response_ids"]) + p for it, p in zip(items, prompts(one, items), strict=True)]
+        one.cfg.data.max_length = limit = 60
+        cut = [n > limit for n in full]
+        assert 0 < sum(cut) < len(items)
+        kept = one.rl_step(items)
+        assert kept["truncated_rows"] == sum(cut)
+        assert kept["tokens"] == sum(min(len(it["response_ids"]), limit - (n - len(it["response_ids"])))
+                                     for it, n in zip(items, full, strict=True))
+        one.cfg.rl.truncated = "drop"
+        dropped = one.rl_step(items)
+        assert dropped["truncated_rows"] == sum(cut)
+        assert dropped["tokens"] == sum(len(it["response_ids"]) for it, c in zip(items, cut, strict=True) if not c)
+    finally:
+        end_process_group()
+
+    group = LearnerGroup(cfg(2, budget))
+    try:
+        group.setup(str(tiny_model), str(builtin_data["train"]), spec(8, 1))
+        per_rank = group._all("an RL step", "rl_step", [(items[:8],), (items[8:],)])
+    finally:
+        group.shutdown()
+    long_half, short_half = per_rank
+    # each rank ran as many passes as the busiest one; the short half padded to the long half's count
+    assert long_half["micro_batches"] == short_half["micro_batches"] > 1
+    assert long_half["padded_micro_batches"] == 0
+    assert short_half["padded_micro_batches"] == long_half["micro_batches"] - 1
+    norms["2 ranks, token budget"] = long_half["grad_norm"]
+    reference = norms["1 rank, 16 per micro-batch"]
+    assert reference > 0
+    for name, norm in norms.items():
+        assert norm == pytest.approx(reference, rel=1e-6), (name, norms)

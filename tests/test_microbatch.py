@@ -6,7 +6,15 @@ import pytest
 import torch
 
 from cosmo.algorithms import policy_loss
-from cosmo.algorithms.microbatch import fixed_count, pack_by_tokens, padding_fraction, place, token_weights
+from cosmo.algorithms.microbatch import (
+    UpdateTotals,
+    fixed_count,
+    local_totals,
+    pack_by_tokens,
+    padding_fraction,
+    place,
+    token_weights,
+)
 
 
 def test_pack_by_tokens_by_hand():
@@ -62,6 +70,38 @@ def test_packed_micro_batches_give_the_gradient_of_one_big_batch(aggregation):
                     weights=w)[0].backward()
     for got, expected in zip(grads(), want, strict=True):
         torch.testing.assert_close(got, expected, atol=1e-6, rtol=1e-6)
+
+    # two ranks, each splitting its half its own way (one micro-batch of 3 vs three of 1): with the step's
+    # totals over both ranks, the average of the ranks' gradients (DeepSpeed's all-reduce) is the same
+    halves = ([[0, 1, 2]], [[3], [4], [5]])
+    rank_parts = [[batch(rows) for rows in micro] for micro in halves]
+    every = [m for parts in rank_parts for _, m in parts]
+    n_tokens, n_seqs = sum(lengths), len(lengths)  # by hand: every sequence has tokens
+    totals = UpdateTotals(tokens=n_tokens, sequences=n_seqs, ranks=2, micro_batches=3)
+    assert local_totals(every) == UpdateTotals(tokens=n_tokens, sequences=n_seqs, ranks=1, micro_batches=4)
+    summed = [torch.zeros_like(p) for p in head.parameters()]
+    for micro, parts in zip(halves, rank_parts, strict=True):
+        weights = token_weights([m for _, m in parts], aggregation, totals)
+        for rows, (lp, m), w in zip(micro, parts, weights, strict=True):
+            policy_loss("cpgd", lp, lp.detach() - 0.05, None, adv[rows], m, aggregation=aggregation,
+                        weights=w)[0].backward()
+        summed = [acc + g for acc, g in zip(summed, grads(), strict=True)]
+    for got, expected in zip(summed, want, strict=True):
+        torch.testing.assert_close(got / 2, expected, atol=1e-6, rtol=1e-6)
+
+
+def test_token_weights_by_hand():
+    masks = [torch.tensor([[1, 1, 0], [1, 0, 0]], dtype=torch.bool), torch.tensor([[1, 1, 1]], dtype=torch.bool)]
+    # this rank: 6 tokens of 3 sequences; the step over 2 ranks: 10 tokens of 5 sequences
+    totals = UpdateTotals(tokens=10, sequences=5, ranks=2)
+    tm = token_weights(masks, "token_mean", totals)
+    torch.testing.assert_close(tm[0], torch.tensor([[0.2, 0.2, 0.0], [0.2, 0.0, 0.0]]))
+    torch.testing.assert_close(tm[1], torch.tensor([[0.2, 0.2, 0.2]]))
+    sm = token_weights(masks, "seq_mean", totals)  # 2 / (|y| x 5)
+    torch.testing.assert_close(sm[0], torch.tensor([[0.2, 0.2, 0.0], [0.4, 0.0, 0.0]]))
+    torch.testing.assert_close(sm[1], torch.tensor([[2 / 15, 2 / 15, 2 / 15]]))
+    # alone (no totals): this rank's own 6 tokens, 3 sequences, one rank
+    torch.testing.assert_close(token_weights(masks, "token_mean")[1], torch.full((1, 3), 1 / 6))
 
 
 def test_mini_batches_must_divide_each_ranks_share():

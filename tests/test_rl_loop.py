@@ -105,3 +105,17 @@ def test_kl_rows_must_refuse_marks_the_sequences_of_rows_that_must_be_refused():
     cfg.algorithm.kl_rows = "must_refuse"
     items = advantages(cfg, scored, rows).items
     assert [(it["sample_index"], it["kl_weight"]) for it in items] == [(0, 1.0), (0, 1.0), (1, 0.0), (1, 0.0)]
+
+
+def test_truncation_above_the_configured_share_warns_naming_the_keys(caplog):
+    from cosmo.driver.rl import _warn_truncation
+
+    cfg = load_config(None, ["model.path=m", "data.dir=d", "rl.truncation_warn=0.25", "data.max_length=96"])
+    with caplog.at_level("WARNING", logger="cosmo"):
+        assert not _warn_truncation(cfg, "rl", 3, 0.25)  # at the share: no warning
+        assert caplog.records == []
+        assert _warn_truncation(cfg, "rl", 4, 0.5)
+    (record,) = caplog.records
+    message = record.getMessage()
+    assert "step 4: 50% of the responses were cut to fit data.max_length=96" in message
+    assert "rollout.max_new_tokens" in message and "rl.truncated=keep" in message

@@ -1,13 +1,15 @@
 """Splitting a rank's batch into micro-batches, and loss weights that do not depend on the split.
 
-DeepSpeed accumulates gradients over micro-batches; each micro-batch's loss is a weighted sum of
-per-token terms. With weights from `token_weights` the accumulated gradient is the one of
-`algorithm.aggregation` over the whole update, however the sequences fall into micro-batches.
+DeepSpeed accumulates gradients over micro-batches and averages them over ranks; each micro-batch's
+loss is a weighted sum of per-token terms. With weights from `token_weights`, given the totals of the
+whole optimizer step over every rank (`UpdateTotals`), the gradient DeepSpeed ends with is the one of
+`algorithm.aggregation` over the whole update, however the sequences fall into micro-batches and ranks.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import torch
 from torch import Tensor
@@ -53,20 +55,37 @@ def padding_fraction(lengths: Sequence[int], batches: Sequence[Sequence[int]]) -
     return 1.0 - sum(lengths) / slots if slots else 0.0
 
 
-def token_weights(masks: Sequence[Tensor], how: str) -> list[Tensor]:
-    """Per-token loss weights for micro-batches `masks` ([rows, tokens] each) of one optimizer step.
+@dataclass(frozen=True)
+class UpdateTotals:
+    """One optimizer step's counts over every rank, exchanged once per step: what the loss divides by."""
 
-    token_mean: 1 / (unmasked tokens of all micro-batches); seq_mean: 1 / (the sequence's tokens x
-    sequences with any token, over all micro-batches). Σ (terms · mask · weight) over every
-    micro-batch is then exactly the aggregation over the whole update.
+    tokens: int  # unmasked tokens
+    sequences: int  # sequences with at least one unmasked token
+    ranks: int = 1  # DeepSpeed divides the summed gradients by this; the weights multiply it back
+    micro_batches: int = 0  # the most micro-batches any rank runs in this step (the others pad to it)
+
+
+def local_totals(masks: Sequence[Tensor]) -> UpdateTotals:
+    """The totals of one rank's micro-batches, as if it were the only rank."""
+    return UpdateTotals(tokens=sum(int(m.sum()) for m in masks),
+                        sequences=sum(int((m.sum(-1) > 0).sum()) for m in masks), ranks=1, micro_batches=len(masks))
+
+
+def token_weights(masks: Sequence[Tensor], how: str, totals: UpdateTotals | None = None) -> list[Tensor]:
+    """Per-token loss weights for this rank's micro-batches `masks` ([rows, tokens] each) of one optimizer step.
+
+    With N the unmasked tokens and S the non-empty sequences of the step over every rank, R the ranks:
+    token_mean: R / N; seq_mean: R / (|y_i| · S) for a token of sequence i. Σ (terms · mask · weight)
+    over every micro-batch of every rank, divided by R (DeepSpeed's average), is then exactly the
+    aggregation over the whole update. `totals`: the step's `UpdateTotals` (default: this rank alone).
     """
     if how not in AGGREGATIONS:
         raise ValueError(f"aggregation must be one of {AGGREGATIONS}, got {how!r}")
+    totals = totals or local_totals(masks)
     if how == "token_mean":
-        total = sum(int(m.sum()) for m in masks)
-        return [m.float() / max(total, 1) for m in masks]
-    seqs = sum(int((m.sum(-1) > 0).sum()) for m in masks)
-    return [m.float() / (m.sum(-1, keepdim=True).clamp(min=1) * max(seqs, 1)) for m in masks]
+        return [m.float() * totals.ranks / max(totals.tokens, 1) for m in masks]
+    return [m.float() * totals.ranks / (m.sum(-1, keepdim=True).clamp(min=1) * max(totals.sequences, 1))
+            for m in masks]
 
 
 def place(mask: Tensor, values: Sequence[Sequence[float] | Tensor], dtype: torch.dtype = torch.float32) -> Tensor:

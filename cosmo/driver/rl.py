@@ -50,6 +50,7 @@ def run_rl(cfg: CosmoConfig, tracker: RunTracker, model_path: str, train_file: s
         progress = Progress(name, rl.steps, cfg.logging.log_every, first=stage.first)
         ahead = _resumed_rollouts(resume)  # async: the next step's rollouts, sampled before the checkpoint
         began = time.perf_counter()
+        warned = False  # about responses data.max_length cuts: once per stage
         for step in stage.steps():
             timer = StepTimer(began)
             rollouts = ahead or _generate(rollout, stage.sampler.next_batch(rl.prompts_per_step), g)  # sample, rollout
@@ -62,6 +63,7 @@ def run_rl(cfg: CosmoConfig, tracker: RunTracker, model_path: str, train_file: s
             timer.start("train")
             train = stage.learner.rl_step(batch.items)                                                 # update
             timer.stop()
+            warned = warned or _warn_truncation(cfg, name, step, train["truncated_fraction"])
             ahead = _collect(rollout, pending) if pending else None  # done with the old weights, before the sync
             timer.start("sync")
             synced = (SyncReport(None) if train["skipped"]  # non-finite update: the engines keep their weights
@@ -101,6 +103,18 @@ def rollout_and_rewards(cfg: CosmoConfig, stage: Stage, train_file: str) -> Iter
         for part in (rewards, rollout):
             if part is not None:
                 part.shutdown()
+
+
+def _warn_truncation(cfg: CosmoConfig, name: str, step: int, fraction: float) -> bool:
+    """Warn (and return True) when more than `rl.truncation_warn` of the step's responses did not fit in
+    `data.max_length` beside their prompt: the reward scored text that the loss cuts off."""
+    if fraction <= cfg.rl.truncation_warn:
+        return False
+    log.warning("[%s] step %d: %.0f%% of the responses were cut to fit data.max_length=%d before the loss "
+                "(rl.truncated=%s; the reward scored them whole); raise data.max_length or lower "
+                "rollout.max_new_tokens (train/truncated_fraction follows it; warned once per stage)",
+                name, step, 100 * fraction, cfg.data.max_length, cfg.rl.truncated)
+    return True
 
 
 def _generate(rollout: RolloutGroup, indices: list[int], n: int) -> Rollouts:
