@@ -23,6 +23,18 @@ class Trajectory:
 
 
 @dataclass
+class LearnerItem:
+    """One trajectory as the learner trains on it (the driver's batch, one per sampled response)."""
+
+    sample_index: int  # row index in the training file (every learner rank reads the same file)
+    response_ids: list[int]
+    logprobs: list[float]  # behaviour policy's log-prob of each response token
+    advantage: float
+    exclude: bool = False  # scoring failed: kept for the batch's fixed shape, every token masked out of the loss
+    kl_weight: float = 1.0  # scale of its reference-KL term (algorithm.kl_rows=must_refuse: 0 on rows left free)
+
+
+@dataclass
 class Scored:
     """A trajectory with its reward per objective and combined; `error` set when scoring failed."""
 

@@ -25,6 +25,7 @@ from cosmo.algorithms.microbatch import UpdateTotals, fixed_count, local_totals,
 from cosmo.config import CosmoConfig
 from cosmo.data import Sample, load_images, load_jsonl
 from cosmo.models import encode_response_batch, encode_sft_batch, load_model
+from cosmo.trajectory import LearnerItem
 from cosmo.weights import get_transport, pack_weights
 from learner.checkpoint import (
     DRIVER_STATE,
@@ -190,11 +191,10 @@ class LearnerRank:
         return UpdateTotals(tokens=int(table[:, 0].sum()), sequences=int(table[:, 1].sum()), ranks=self.world_size,
                             micro_batches=int(table[:, 2].max()))
 
-    def rl_step(self, items: list[dict]) -> dict:
-        """The policy updates over this rank's trajectories: `rl.epochs` passes of `rl.mini_batches`
-        optimizer steps, each over its share's micro-batches (fixed count or token budget).
+    def rl_step(self, items: list[LearnerItem]) -> dict:
+        """The policy updates over this rank's trajectories: `epochs` passes of `mini_batches` optimizer
+        steps (as the stage's OptimSpec resolved them), each over its micro-batches (fixed count or token budget).
 
-        Each item: `sample_index`, `response_ids`, `logprobs` (behaviour policy's), `advantage`.
         With one update the old log-probs are the behaviour's (sync) or this step's pre-update
         policy (async), as computed in the update's own forward; with several they are computed
         once, before the first update, and stay fixed, so CPGD's clip and drift act from the second.
@@ -205,21 +205,18 @@ class LearnerRank:
         mb = self.spec.micro_batch_size
         if len(items) != mb * self.spec.grad_accum:
             raise ValueError(f"rank {self.rank} got {len(items)} trajectories, expected {mb * self.spec.grad_accum}")
-        rl = self.cfg.rl
-        updates = rl.mini_batches * rl.epochs
-        if self.spec.updates_per_step != updates:
-            raise ValueError(f"OptimSpec.updates_per_step={self.spec.updates_per_step} but rl.mini_batches x "
-                             f"rl.epochs = {updates}: the LR schedule must count every optimizer step")
-        if len(items) % rl.mini_batches:
+        spec = self.spec
+        updates = spec.updates_per_step
+        if len(items) % spec.mini_batches:
             raise ValueError(f"rank {self.rank}: {len(items)} trajectories do not split into "
-                             f"rl.mini_batches={rl.mini_batches}")
-        size = len(items) // rl.mini_batches
+                             f"rl.mini_batches={spec.mini_batches}")
+        size = len(items) // spec.mini_batches
         fixed_old = self._learner_logprobs(items) if updates > 1 else None
         totals: dict[str, float] = {}
         counts = dict.fromkeys(("tokens", "truncated_rows", "micro_batches", "padded_micro_batches"), 0)
         skipped = 0
-        for epoch in range(rl.epochs):
-            for k in range(rl.mini_batches):
+        for epoch in range(spec.epochs):
+            for k in range(spec.mini_batches):
                 stats, done = self._update(items[k * size : (k + 1) * size],
                                            None if fixed_old is None else fixed_old[k * size : (k + 1) * size])
                 for key, value in stats.items():
@@ -227,14 +224,14 @@ class LearnerRank:
                 for key, value in done.items():  # tokens and cut rows once per batch, passes every update
                     counts[key] += value if epoch == 0 or key.endswith("micro_batches") else 0
                 skipped += not self.engine.was_step_applied()
-        out = {key: value / max(counts["tokens"] * rl.epochs, 1) for key, value in totals.items()}
+        out = {key: value / max(counts["tokens"] * spec.epochs, 1) for key, value in totals.items()}
         # skipped: no update applied, so the weights did not change (the driver then broadcasts nothing)
         out.update(counts, lr=self.engine.get_lr()[0], step_s=time.perf_counter() - started,
                    grad_norm=self._grad_norm(), skipped=float(skipped == updates), optimizer_steps=updates,
                    skipped_updates=skipped, rows=len(items))
         return out
 
-    def _micro_batches(self, items: list[dict]) -> list[list[int]]:
+    def _micro_batches(self, items: list[LearnerItem]) -> list[list[int]]:
         """Indices into `items` per micro-batch: `micro_batch_size` in order, or packed by token budget."""
         budget = self.cfg.learner.max_tokens_per_micro_batch
         if budget == 0:
@@ -242,18 +239,18 @@ class LearnerRank:
         lengths = [int(self._encode([it])[0]["input_ids"].shape[1]) for it in items]
         return pack_by_tokens(lengths, budget)
 
-    def _encode(self, chunk: list[dict]) -> tuple[dict, torch.Tensor]:
+    def _encode(self, chunk: list[LearnerItem]) -> tuple[dict, torch.Tensor]:
         """One micro-batch on the device, and its labels ([rows, length], -100 off the response)."""
-        rows = [self.samples[it["sample_index"]] for it in chunk]
+        rows = [self.samples[it.sample_index] for it in chunk]
         batch = encode_response_batch(
             self.lm, [r.prompt for r in rows], [load_images(r) for r in rows],
-            [it["response_ids"] for it in chunk], max_length=self.cfg.data.max_length,
+            [it.response_ids for it in chunk], max_length=self.cfg.data.max_length,
         )
         batch = {k: v.to(self.device) for k, v in batch.items()}
         return batch, batch.pop("labels")
 
     @torch.no_grad()
-    def _learner_logprobs(self, items: list[dict]) -> list[torch.Tensor]:
+    def _learner_logprobs(self, items: list[LearnerItem]) -> list[torch.Tensor]:
         """This policy's log-probs of every item's response tokens before the step's first update."""
         out: list[torch.Tensor] = [torch.empty(0)] * len(items)
         for idx in fixed_count(len(items), self.spec.micro_batch_size):
@@ -265,7 +262,7 @@ class LearnerRank:
                 out[i] = logprobs[row][mask[row]]
         return out
 
-    def _update(self, items: list[dict],
+    def _update(self, items: list[LearnerItem],
                 fixed_old: list[torch.Tensor] | None) -> tuple[dict[str, float], dict[str, int]]:
         """One optimizer step over `items`; returns the token-weighted stats, and counts: the tokens trained
         on, the responses `data.max_length` cut (left out of the loss with rl.truncated=drop), the forward/
@@ -277,11 +274,11 @@ class LearnerRank:
         a, ln = self.cfg.algorithm, self.cfg.learner
         encoded = [(self._encode([items[i] for i in idx]), idx) for idx in self._micro_batches(items)]
         label_masks = [labels[:, 1:] != -100 for (_, labels), _ in encoded]
-        cut = [torch.tensor([len(items[i]["response_ids"]) > int(n) for i, n in zip(idx, m.sum(-1), strict=True)],
+        cut = [torch.tensor([len(items[i].response_ids) > int(n) for i, n in zip(idx, m.sum(-1), strict=True)],
                             device=m.device) for m, (_, idx) in zip(label_masks, encoded, strict=True)]
         masks = []
         for m, c, (_, idx) in zip(label_masks, cut, encoded, strict=True):
-            left_out = torch.tensor([bool(items[i].get("exclude")) for i in idx], device=m.device)
+            left_out = torch.tensor([items[i].exclude for i in idx], device=m.device)
             if self.cfg.rl.truncated == "drop":
                 left_out |= c
             masks.append(m & ~left_out[:, None])
@@ -301,8 +298,8 @@ class LearnerRank:
             self.engine.set_gradient_accumulation_boundary(j == len(encoded) - 1)
             logprobs, entropy = response_logprobs(self.engine, batch, labels, chunk=ln.logprob_chunk_tokens,
                                                   temperature=self.cfg.rollout.temperature, blank=self.blank_image)
-            behaviour = place(label_mask, [it["logprobs"] for it in chunk], dtype=logprobs.dtype)
-            adv = torch.tensor([it["advantage"] for it in chunk], dtype=logprobs.dtype, device=logprobs.device)
+            behaviour = place(label_mask, [it.logprobs for it in chunk], dtype=logprobs.dtype)
+            adv = torch.tensor([it.advantage for it in chunk], dtype=logprobs.dtype, device=logprobs.device)
             # the learner's own pre-update log-probs: fixed at the batch's start, or (one update) this forward's
             start = logprobs.detach() if fixed_old is None else place(label_mask, [fixed_old[i] for i in idx],
                                                                       dtype=logprobs.dtype)
@@ -317,7 +314,7 @@ class LearnerRank:
             else:  # the learner's own log-probs: vLLM reports them before temperature and logit bias
                 old = start
             ref = self._reference_logprobs(batch, labels) if self.reference is not None else None
-            kl_weights = None if ref is None else torch.tensor([it.get("kl_weight", 1.0) for it in chunk],
+            kl_weights = None if ref is None else torch.tensor([it.kl_weight for it in chunk],
                                                                dtype=logprobs.dtype, device=logprobs.device)
             loss, stats = policy_loss(
                 a.name, logprobs, old, ref, adv, mask,

@@ -21,9 +21,14 @@ class OptimSpec:
     min_lr_ratio: float
     micro_batch_size: int
     grad_accum: int
-    updates_per_step: int = 1
-    """Optimizer steps per stage step (RL: rl.mini_batches x rl.epochs); the LR schedule counts
-    optimizer steps, so `total_steps` and `warmup_steps` (in stage steps) are multiplied by it."""
+    mini_batches: int = 1  # RL: optimizer steps per pass over a step's batch (rl.mini_batches)
+    epochs: int = 1  # RL: passes over a step's batch (rl.epochs)
+
+    @property
+    def updates_per_step(self) -> int:
+        """Optimizer steps per stage step; the LR schedule counts optimizer steps, so `total_steps` and
+        `warmup_steps` (in stage steps) are multiplied by it."""
+        return self.mini_batches * self.epochs
 
 
 def resolve_backend(cfg: LearnerConfig, device: torch.device) -> str:

@@ -22,6 +22,7 @@ from ray.util.placement_group import placement_group, remove_placement_group
 from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
 
 from cosmo.config import CosmoConfig
+from cosmo.trajectory import LearnerItem
 from cosmo.workers import HUNG, OK, WorkerError, settle
 from learner.actor import LearnerRank, resolve_device
 from learner.engine import OptimSpec
@@ -146,7 +147,7 @@ class LearnerGroup:
         """Split one global batch of sample indices evenly over the ranks and take one SFT step."""
         return self._step("an SFT step", "sft_step", indices)
 
-    def rl_step(self, items: Sequence[dict]) -> dict:
+    def rl_step(self, items: Sequence[LearnerItem]) -> dict:
         """Split one batch of scored trajectories evenly over the ranks and take one policy update."""
         return self._step("an RL step", "rl_step", items)
 

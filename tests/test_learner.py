@@ -14,6 +14,7 @@ from conftest import end_process_group
 from cosmo.config import load_config
 from cosmo.data import load_images, load_jsonl
 from cosmo.models import encode_prompts, generate_ids, load_model
+from cosmo.trajectory import LearnerItem
 from learner.checkpoint import COMPLETE_MARKER, prune_checkpoints
 from learner.engine import OptimSpec, warmup_cosine
 
@@ -40,7 +41,7 @@ def test_warmup_cosine_schedule_values():
 def test_schedule_counts_optimizer_steps_with_several_updates_per_step():
     # 5 RL steps x 2 updates = 10 optimizer steps, warmup 1 RL step = 2 optimizer steps
     spec = OptimSpec(lr=1.0, total_steps=5, warmup_steps=1, min_lr_ratio=0.1, micro_batch_size=1, grad_accum=1,
-                     updates_per_step=2)
+                     mini_batches=2)
     f = warmup_cosine(spec)
     assert [f(0), f(1)] == pytest.approx([1 / 3, 2 / 3])  # (step + 1) / (2 + 1)
     assert f(2) == pytest.approx(1.0)
@@ -205,9 +206,8 @@ def test_non_finite_update_is_skipped_and_repeated_ones_stop_the_run(ray_cluster
     cfg = _cfg(tiny_model, builtin_data, tmp_path, "learner.max_skipped_steps=2")
     spec = OptimSpec(lr=1e-2, total_steps=10, warmup_steps=0, min_lr_ratio=0.1, micro_batch_size=4, grad_accum=1)
 
-    def items(advantage: float) -> list[dict]:
-        return [{"sample_index": i, "response_ids": [40 + i, 41, 42, 43], "logprobs": [-7.0] * 4,
-                 "advantage": advantage * (1 if i % 2 else -1), "exclude": False} for i in range(8)]
+    def items(advantage: float) -> list[LearnerItem]:
+        return [LearnerItem(i, [40 + i, 41, 42, 43], [-7.0] * 4, advantage * (1 if i % 2 else -1)) for i in range(8)]
 
     group = LearnerGroup(cfg)
     try:

@@ -13,6 +13,7 @@ from conftest import end_process_group
 
 from cosmo.config import load_config
 from cosmo.data import load_jsonl
+from cosmo.trajectory import LearnerItem
 from learner.engine import OptimSpec
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -21,8 +22,8 @@ ROOT = Path(__file__).resolve().parents[1]
 def _items(n: int) -> list[dict]:
     gen = torch.Generator().manual_seed(1)
     lengths = [3, 17, 6, 25, 4, 11, 30, 8][:n]  # mixed lengths: packing by tokens matters
-    return [{"sample_index": i, "response_ids": torch.randint(20, 2000, (k,), generator=gen).tolist(),
-             "logprobs": [-7.0] * k, "advantage": (-1.0) ** i * (1 + i / 10), "exclude": False}
+    return [LearnerItem(i, torch.randint(20, 2000, (k,), generator=gen).tolist(), [-7.0] * k,
+                        (-1.0) ** i * (1 + i / 10))
             for i, k in enumerate(lengths)]
 
 
@@ -40,7 +41,7 @@ def rank(tiny_model, builtin_data, tmp_path):
         "rl.epochs=2", "learner.grad_clip=0",
     ])
     spec = OptimSpec(lr=0.0, total_steps=1, warmup_steps=0, min_lr_ratio=1.0, micro_batch_size=4, grad_accum=2,
-                     updates_per_step=4)
+                     mini_batches=2, epochs=2)
     r = LearnerRank(0, 1, cfg)
     try:
         r.setup(f"file://{tmp_path}/store", str(tiny_model), str(builtin_data["train"]), spec, threads=2)
@@ -76,7 +77,7 @@ def test_rl_step_updates_budget_and_checkpointing(rank, monkeypatch):
             assert torch.equal(call["old"][row][call["mask"][row]], before[i])
         assert call["truncated_ratio"]
     assert set(out) >= {"loss", "pg", "drift", "clip_frac", "entropy", "logprob_gap", "tokens", "grad_norm"}
-    assert out["tokens"] == sum(len(it["response_ids"]) for it in items)
+    assert out["tokens"] == sum(len(it.response_ids) for it in items)
 
     # activation checkpointing is on (config) and recomputes each decoder layer in backward
     module = rank.engine.module
@@ -85,9 +86,8 @@ def test_rl_step_updates_budget_and_checkpointing(rank, monkeypatch):
     runs = []
     for layer in layers:  # (module hooks do not fire during the recompute; the forward method is called)
         monkeypatch.setattr(layer.mlp, "forward", lambda x, f=layer.mlp.forward: runs.append(1) or f(x))
-    rank.cfg.rl.mini_batches, rank.cfg.rl.epochs = 1, 1
     # one micro-batch of all 8 sequences: the reference gradient
-    rank.spec = dataclasses.replace(rank.spec, micro_batch_size=8, grad_accum=1, updates_per_step=1)
+    rank.spec = dataclasses.replace(rank.spec, micro_batch_size=8, grad_accum=1, mini_batches=1, epochs=1)
     reference = rank.rl_step(items)
     assert len(runs) == 2 * len(layers)  # forward + recompute in backward
     module.gradient_checkpointing_disable()
@@ -121,8 +121,8 @@ def test_the_gradient_does_not_depend_on_micro_batches_token_budget_or_ranks(ray
     # budget packs them unevenly, and the passes the second rank pads with hold no image while the first
     # rank's do (the vision tower must still run in the same order on both)
     lengths = [31, 24, 40, 28, 35, 22, 38, 26] + [3, 5, 2, 4, 6, 3, 5, 2]
-    items = [{"sample_index": row, "response_ids": torch.randint(20, 2000, (k,), generator=gen).tolist(),
-              "logprobs": [-7.0] * k, "advantage": (-1.0) ** i * (1 + i / 10), "exclude": False}
+    items = [LearnerItem(row, torch.randint(20, 2000, (k,), generator=gen).tolist(), [-7.0] * k,
+                         (-1.0) ** i * (1 + i / 10))
              for i, (row, k) in enumerate(zip(with_image + text_only, lengths, strict=True))]
 
     def cfg(ranks: int, budget: int = 0):
@@ -140,7 +140,7 @@ def test_the_gradient_does_not_depend_on_micro_batches_token_budget_or_ranks(ray
 
         out = []
         for it in chosen:
-            row = rows[it["sample_index"]]
+            row = rows[it.sample_index]
             text = chat_prompt(rank.lm, row.prompt, len(row.images))
             if row.images:
                 enc = rank.lm.processor(text=[text], images=load_images(row), add_special_tokens=False)
@@ -170,18 +170,18 @@ def test_the_gradient_does_not_depend_on_micro_batches_token_budget_or_ranks(ray
 
         # responses longer than data.max_length leaves beside their prompt are counted, kept cut or dropped
         full = [int(one._encode([it])[0]["input_ids"].shape[1]) for it in items]  # nothing cut at 160
-        assert full == [len(it["response_ids"]) + p for it, p in zip(items, prompts(one, items), strict=True)]
+        assert full == [len(it.response_ids) + p for it, p in zip(items, prompts(one, items), strict=True)]
         one.cfg.data.max_length = limit = 60
         cut = [n > limit for n in full]
         assert 0 < sum(cut) < len(items)
         kept = one.rl_step(items)
         assert kept["truncated_rows"] == sum(cut)
-        assert kept["tokens"] == sum(min(len(it["response_ids"]), limit - (n - len(it["response_ids"])))
+        assert kept["tokens"] == sum(min(len(it.response_ids), limit - (n - len(it.response_ids)))
                                      for it, n in zip(items, full, strict=True))
         one.cfg.rl.truncated = "drop"
         dropped = one.rl_step(items)
         assert dropped["truncated_rows"] == sum(cut)
-        assert dropped["tokens"] == sum(len(it["response_ids"]) for it, c in zip(items, cut, strict=True) if not c)
+        assert dropped["tokens"] == sum(len(it.response_ids) for it, c in zip(items, cut, strict=True) if not c)
     finally:
         end_process_group()
 

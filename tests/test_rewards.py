@@ -56,9 +56,9 @@ def test_prepare_rl_batch_group_advantages_and_exclusion():
     scored = [_scored(0, 1.0), _scored(0, 0.0), _scored(1, 2.0), _scored(1, None, error="timeout")]
     items, stats = prepare_rl_batch(scored, group_size=2, weight="std")
     std = math.sqrt(0.5)  # unbiased std of {1, 0}
-    assert [it["advantage"] for it in items] == pytest.approx([0.5 / std, -0.5 / std, 0.0, 0.0])
-    assert [it["exclude"] for it in items] == [False, False, False, True]
-    assert items[0]["response_ids"] == [5, 6, 7] and items[0]["logprobs"] == [-0.1, -0.2, -0.3]
+    assert [it.advantage for it in items] == pytest.approx([0.5 / std, -0.5 / std, 0.0, 0.0])
+    assert [it.exclude for it in items] == [False, False, False, True]
+    assert items[0].response_ids == [5, 6, 7] and items[0].logprobs == [-0.1, -0.2, -0.3]
     assert stats["reward/mean"] == pytest.approx(1.0) and stats["reward/failed"] == 1.0
     assert stats["reward/flat_group_frac"] == 0.5  # group 1 is flat once the failure is filled
     with pytest.raises(ValueError, match="groups of 3"):
@@ -84,25 +84,25 @@ def test_refusal_balance_scales_the_side_that_pushes_harder_down_to_the_other():
         + [(REFUSE, 1.0)] * 3 + [(ANSWER, 0.0)] + [(REFUSE, 1.0)] * 4
     scored = [_said(i // 4, text, total) for i, (text, total) in enumerate(said)]
     plain, _ = prepare_rl_batch(scored, 4, "equal")
-    assert [it["advantage"] for it in plain[:8]] == pytest.approx([-0.25] * 3 + [0.75] + [-0.5] * 2 + [0.5] * 2)
+    assert [it.advantage for it in plain[:8]] == pytest.approx([-0.25] * 3 + [0.75] + [-0.5] * 2 + [0.5] * 2)
     items, stats = prepare_rl_batch(scored, 4, "equal", refusal_balance=True)
     k = 3 / 7
-    assert [it["advantage"] for it in items] == pytest.approx(
+    assert [it.advantage for it in items] == pytest.approx(
         [-0.25 * k] * 3 + [0.75 * k] + [-0.5 * k] * 2 + [0.5 * k] * 2 + [0.25] * 3 + [-0.75] + [0.0] * 4)
     assert stats["advantage/push_refusing"] == pytest.approx(0.75)
     assert stats["advantage/push_answering"] == pytest.approx(1.75)
     # balanced, the batch's net push on refusing is zero: sum of A over the refusals
-    assert sum(it["advantage"] for it, (text, _) in zip(items, said, strict=True) if text == REFUSE) == pytest.approx(0)
+    assert sum(it.advantage for it, (text, _) in zip(items, said, strict=True) if text == REFUSE) == pytest.approx(0)
     # strata (text / image rows) are balanced apart: g0, g1 text against g2 image -> nothing balances g0, g1
     apart, stats = prepare_rl_batch(scored, 4, "equal", refusal_balance=True,
                                     strata=["text"] * 8 + ["image"] * 4 + ["text"] * 4)
-    assert [it["advantage"] for it in apart] == pytest.approx([0.0] * 8 + [0.0] * 4 + [0.0] * 4)
+    assert [it.advantage for it in apart] == pytest.approx([0.0] * 8 + [0.0] * 4 + [0.0] * 4)
     assert stats["advantage/push_answering"] == pytest.approx(1.75)
     apart, _ = prepare_rl_batch(scored, 4, "equal", refusal_balance=True, strata=["a"] * 12 + ["b"] * 4)
-    assert [it["advantage"] for it in apart] == pytest.approx([it["advantage"] for it in items])
+    assert [it.advantage for it in apart] == pytest.approx([it.advantage for it in items])
     # only one side pushes: it is scaled to nothing, the groups that agree keep their (zero) advantages
     one_sided, stats = prepare_rl_batch(scored[:8], 4, "equal", refusal_balance=True)
-    assert [it["advantage"] for it in one_sided] == pytest.approx([0.0] * 8)
+    assert [it.advantage for it in one_sided] == pytest.approx([0.0] * 8)
     assert stats["advantage/push_refusing"] == 0.0
 
 
@@ -215,10 +215,10 @@ def test_prepare_rl_batch_uses_decoupled_rewards_when_enabled_and_logs_the_total
     scored = [_scored_row(0, "reasoning", r, t) for r, t in group]
     items, stats = prepare_rl_batch(scored, 3, "equal", reward_cfg=RewardConfig(normalize="decoupled"))
     # default weights: accuracy 1, format 0.5 (helpful is unweighted on reasoning rows); values sum to 0
-    assert [it["advantage"] for it in items] == pytest.approx([2.5 / R3, -0.5 / R3, -2.0 / R3])
+    assert [it.advantage for it in items] == pytest.approx([2.5 / R3, -0.5 / R3, -2.0 / R3])
     assert stats["reward/mean"] == pytest.approx(2.0 / 3.0)
     items, _ = prepare_rl_batch(scored, 3, "equal", reward_cfg=RewardConfig())  # normalize: none -> the totals
-    assert [it["advantage"] for it in items] == pytest.approx([1.5 - 2 / 3, 0.5 - 2 / 3, -2 / 3])
+    assert [it.advantage for it in items] == pytest.approx([1.5 - 2 / 3, 0.5 - 2 / 3, -2 / 3])
 
 
 def test_reward_stats_log_every_objective_per_task():

@@ -61,11 +61,11 @@ def test_without_dynamic_sampling_flat_groups_stay_with_zero_advantage():
     batch = _make_batch(cfg, sampler, rollout, rewards)
     order = EpochSampler(6, seed=3).next_batch(2)
     assert rollout.sampled == order
-    assert [it["sample_index"] for it in batch.items] == [i for i in order for _ in range(GROUP)]
+    assert [it.sample_index for it in batch.items] == [i for i in order for _ in range(GROUP)]
     flat = [i % 2 == 1 for i in order]
     assert batch.stats["reward/flat_group_frac"] == sum(flat) / 2
     for it in batch.items:
-        assert (it["advantage"] == 0.0) == (it["sample_index"] % 2 == 1)
+        assert (it.advantage == 0.0) == (it.sample_index % 2 == 1)
 
 
 def test_dynamic_sampling_replaces_flat_groups_by_fresh_prompts():
@@ -74,9 +74,9 @@ def test_dynamic_sampling_replaces_flat_groups_by_fresh_prompts():
     order = EpochSampler(6, seed=3).next_batch(6)  # the epoch's order, consumed as refills ask
     with_signal = [i for i in rollout.sampled if i % 2 == 0]
     assert rollout.sampled == order[: len(rollout.sampled)]
-    trained = sorted({it["sample_index"] for it in batch.items})
+    trained = sorted({it.sample_index for it in batch.items})
     assert trained == sorted(with_signal[:2]) and len(batch.items) == 2 * GROUP
-    assert all(abs(it["advantage"]) > 0 for it in batch.items)
+    assert all(abs(it.advantage) > 0 for it in batch.items)
     assert batch.stats["dynamic/shortfall_groups"] == 0
     assert batch.stats["dynamic/flat_groups_dropped"] == sum(i % 2 for i in rollout.sampled)
     # the reward curve describes every sampled group, the dropped ones included
@@ -91,7 +91,7 @@ def test_dynamic_sampling_fills_the_shortfall_with_flat_groups_after_max_rounds(
     batch = _make_batch(cfg, sampler, rollout, rewards)
     assert len(rollout.sampled) == 2 + 2 + 2  # first batch, then two refill rounds of 2 prompts
     assert batch.stats["dynamic/refill_rounds"] == 2 and batch.stats["dynamic/shortfall_groups"] == 2
-    assert len(batch.items) == 2 * GROUP and all(it["advantage"] == 0.0 for it in batch.items)
+    assert len(batch.items) == 2 * GROUP and all(it.advantage == 0.0 for it in batch.items)
 
 
 def test_kl_rows_must_refuse_marks_the_sequences_of_rows_that_must_be_refused():
@@ -101,10 +101,10 @@ def test_kl_rows_must_refuse_marks_the_sequences_of_rows_that_must_be_refused():
             for i in range(6)]
     cfg, sampler, rollout, rewards = _maker(False, REWARDS)
     scored = score(rewards, Rollouts(rollout.generate([0, 1], GROUP), 1.0, 1.0))
-    assert all("kl_weight" not in it for it in advantages(cfg, scored, rows).items)  # kl_rows=all: every row
+    assert all(it.kl_weight == 1.0 for it in advantages(cfg, scored, rows).items)  # kl_rows=all: every row
     cfg.algorithm.kl_rows = "must_refuse"
     items = advantages(cfg, scored, rows).items
-    assert [(it["sample_index"], it["kl_weight"]) for it in items] == [(0, 1.0), (0, 1.0), (1, 0.0), (1, 0.0)]
+    assert [(it.sample_index, it.kl_weight) for it in items] == [(0, 1.0), (0, 1.0), (1, 0.0), (1, 0.0)]
 
 
 def test_truncation_above_the_configured_share_warns_naming_the_keys(caplog):

@@ -12,7 +12,7 @@ import torch
 from cosmo.algorithms.advantages import group_advantages, refusal_balanced
 from cosmo.rules.refusal import is_refusal
 from cosmo.rules.registry import task_weights
-from cosmo.trajectory import Scored
+from cosmo.trajectory import LearnerItem, Scored
 
 if TYPE_CHECKING:
     from cosmo.config import RewardConfig
@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 def prepare_rl_batch(
     scored: list[Scored], group_size: int, weight: str, *, reward_cfg: RewardConfig | None = None,
     refusal_balance: bool = False, strata: Sequence[Hashable] | None = None,
-) -> tuple[list[dict], dict[str, float | None]]:
+) -> tuple[list[LearnerItem], dict[str, float | None]]:
     """Group-relative advantages per prompt; trajectories whose scoring failed are excluded.
 
     Trajectories arrive grouped: `group_size` consecutive responses per prompt. An excluded
@@ -40,11 +40,9 @@ def prepare_rl_batch(
         refused = torch.tensor([is_refusal(s.trajectory.text) for s in scored]).view_as(adv)
         adv, balance = refusal_balanced(adv, refused, None if strata is None else list(strata)[::group_size])
     adv = adv.flatten().tolist()
-    items = [
-        {"sample_index": s.trajectory.sample_index, "response_ids": s.trajectory.response_ids,
-         "logprobs": s.trajectory.logprobs, "advantage": a, "exclude": s.error is not None}
-        for s, a in zip(scored, adv, strict=True)
-    ]
+    items = [LearnerItem(s.trajectory.sample_index, s.trajectory.response_ids, s.trajectory.logprobs, a,
+                         exclude=s.error is not None)
+             for s, a in zip(scored, adv, strict=True)]
     totals = rewards if reward_cfg is None or reward_cfg.normalize == "none" else group_rewards(scored, group_size)
     return items, {**reward_stats(scored, totals), **balance}
 

@@ -56,8 +56,8 @@ def record_rl_step(tracker: RunTracker, stage: str, step: int, total: int, rows:
     if stats["train/skipped"]:  # non-finite update: the weights did not change, the engines keep theirs
         tracker.log("event", step, {"event": "update skipped: non-finite loss or gradient norm",
                                     "loss": stats["train/loss"], "time": time.time()})
-    tracker.log_ledger(stage, step, [rows[it["sample_index"]].id for it in batch.items],
-                       excluded=[k for k, it in enumerate(batch.items) if it["exclude"]],
+    tracker.log_ledger(stage, step, [rows[it.sample_index].id for it in batch.items],
+                       excluded=[k for k, it in enumerate(batch.items) if it.exclude],
                        skipped=bool(stats["train/skipped"]))
     for event in events:
         tracker.log("event", step, event)

@@ -15,7 +15,7 @@ from cosmo.algorithms.batch import flat_groups, group_rewards, prepare_rl_batch,
 from cosmo.config import CosmoConfig
 from cosmo.data import Sample
 from cosmo.data.sampling import EpochSampler, MixtureSampler
-from cosmo.trajectory import Scored, Trajectory
+from cosmo.trajectory import LearnerItem, Scored, Trajectory
 
 
 class Rollout(Protocol):
@@ -52,7 +52,7 @@ class ScoredRollouts:
 class TrainBatch:
     """The learner's items with advantages attached, and the statistics of the batch's rewards."""
 
-    items: list[dict]
+    items: list[LearnerItem]
     stats: dict[str, float | None]
     version: int  # oldest policy version among the trajectories
     samples: list[dict]  # one trajectory per group, for the sample log
@@ -109,7 +109,7 @@ def advantages(cfg: CosmoConfig, batch: ScoredRollouts, rows: Sequence[Sample]) 
                                          if cfg.algorithm.refusal_balance else None)
     if cfg.algorithm.kl_rows == "must_refuse":  # the learner weighs each sequence's reference KL by this
         for item, s in zip(items, batch.kept, strict=True):
-            item["kl_weight"] = float(rows[s.trajectory.sample_index].should_refuse)
+            item.kl_weight = float(rows[s.trajectory.sample_index].should_refuse)
     stats = {**reward_stats(batch.every, group_rewards(batch.every, g)), **batch.stats,
              **{k: v for k, v in kept_stats.items() if k.startswith("advantage/")}}
     stats["rollout/trajectories"] = float(len(batch.every))

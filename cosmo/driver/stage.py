@@ -71,12 +71,13 @@ def sampler_seed(seed: int, name: str, kind: str) -> int:
 
 
 def optim_spec(section: SFTConfig | RLConfig, items_per_step: int, num_ranks: int) -> OptimSpec:
-    """The optimizer's schedule and batch shape for a stage section (`sft` or `rl`); RL takes
-    `rl.mini_batches x rl.epochs` optimizer steps per rollout batch, and the schedule counts them."""
-    updates = section.mini_batches * section.epochs if isinstance(section, RLConfig) else 1
+    """The optimizer's schedule and batch shape for a stage section (`sft` or `rl`), resolved here once; RL
+    takes `rl.mini_batches x rl.epochs` optimizer steps per rollout batch, and the schedule counts them."""
+    rl = isinstance(section, RLConfig)
     return OptimSpec(lr=section.lr, total_steps=section.steps, warmup_steps=section.warmup_steps,
                      min_lr_ratio=section.min_lr_ratio, micro_batch_size=section.micro_batch_size,
-                     grad_accum=items_per_step // (section.micro_batch_size * num_ranks), updates_per_step=updates)
+                     grad_accum=items_per_step // (section.micro_batch_size * num_ranks),
+                     mini_batches=section.mini_batches if rl else 1, epochs=section.epochs if rl else 1)
 
 
 @contextlib.contextmanager
