@@ -45,6 +45,7 @@ class ModelShape:
     params: int  # unique parameters (tied embeddings once)
     vision_params: int
     largest_layer: int  # DeepSpeed's "largest layer": the most parameters one module holds directly
+    image_token_values: int = 0  # pixel values the processor makes per image token (0: no vision tower)
 
 
 # The public config.json of each Qwen2.5-VL-*-Instruct checkpoint on the Hugging Face hub
@@ -83,6 +84,11 @@ def vision_params(v: VisionShape, in_channels: int = 3) -> int:
     return patch_embed + v.depth * block + merger
 
 
+def image_token_values(v: VisionShape, in_channels: int = 3) -> int:
+    """Values of `pixel_values` per image token: merge x merge patches, each channels x temporal x patch²."""
+    return v.merge**2 * in_channels * v.temporal_patch * v.patch**2
+
+
 def _from_parts(name: str, source: str, layers: int, hidden: int, heads: int, kv_heads: int, head_dim: int,
                 intermediate: int, vocab: int, tied: bool, vision: VisionShape | None) -> ModelShape:
     vis = vision_params(vision) if vision else 0
@@ -90,7 +96,7 @@ def _from_parts(name: str, source: str, layers: int, hidden: int, heads: int, kv
     largest = max(vocab * hidden, hidden * intermediate, merged * merged + merged)
     return ModelShape(name, source, layers, hidden, heads, kv_heads, head_dim, intermediate, vocab,
                       text_params(layers, hidden, heads, kv_heads, head_dim, intermediate, vocab, tied) + vis, vis,
-                      largest)
+                      largest, image_token_values(vision) if vision else 0)
 
 
 def known_shape(model_id: str) -> ModelShape | None:
