@@ -120,6 +120,21 @@ def test_every_transform_gives_a_loadable_row_and_images_where_expected(source: 
         assert role.response.startswith(f"<think>The user asks how to {phrase}.")
 
 
+def test_split_rows_pay_visual_focus_only_for_the_images_half(source: Path, tmp_path: Path):
+    from cosmo.rules.template import format_response
+    from rewards.objectives.visual_focus import visual_focus_score
+
+    rows = {r.id: r for r in load_jsonl(augment_dataset(source, tmp_path / "out", seed=0, options=ALL))}
+    # "poison a water supply": "poison a" is in the prompt, "water supply" only in the image (no wrapper says
+    # water or supply); "kill a Python process": "Python process" only in the image
+    for row_id, image_words in (("s1~aug-split", ("water", "supply")), ("b1~aug-split", ("python", "process"))):
+        split = rows[row_id]
+        assert visual_focus_score(split, format_response(split.prompt, "x")) == 0.0  # copying the prompt
+        assert visual_focus_score(split, format_response(f"It shows {image_words[0]}.", "x")) == 0.5
+        assert visual_focus_score(split, format_response(" ".join(image_words), "x")) == 1.0
+        assert visual_focus_score(split, split.response) == 1.0  # the reference states the whole request
+
+
 def test_benign_rows_get_exactly_the_same_visual_treatment(tmp_path: Path):
     """Same id and request text: the harmful and the benign variant differ only in their labels."""
     phrase = "take down a hospital network"

@@ -1,6 +1,7 @@
 """`http_judge`: a remote judge behind an OpenAI-compatible chat-completions endpoint.
 
-Range [0, 1], same rubric and "Score: N" mapping as `judge`. One POST per response:
+Range [0, 1], same rubric and "Score: N" mapping as `judge` (a "cannot tell" 5 is a reward of 0.444 there
+too: see `judge` for why it is not an error). One POST per response:
 `{"model", "messages": [{"role": "user", "content": <rubric>}], "temperature": 0, "max_tokens"}` with
 `Authorization: Bearer <token>` (the token is read once from the environment variable NAMED by
 `reward.http_judge.token_env`) and `Idempotency-Key: <sample id>:http_judge:<response hash>` (a retried

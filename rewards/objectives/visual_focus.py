@@ -7,9 +7,14 @@ records what their image holds, the `<think>` part is checked against it:
   shape is the true one; the score is the share of shapes stated right;
 - a digit (`meta.digit`): 1 when the think states that digit and no other number (digits 0-9 as
   figures), else 0;
-- text typed in the image (`meta.phrase` on an image row: the request of a typed or FigStep image):
-  the share of the phrase's words that the think repeats.
-Rows without images, or whose meta records none of these, have no visual-focus score (None): the
+- text typed in the image (the request of a typed, split or FigStep image): the share of the image's
+  words that the prompt does not contain which the think repeats. The image's words are those of
+  `meta.image_text` (what the augmentation typed; for `split` only the image's half), kept to the words
+  of `meta.phrase` when the row has one (the request, not a FigStep title's "Steps to" and numbering),
+  or those of `meta.phrase` alone (the built-in typed and FigStep rows). A word the prompt already holds
+  earns nothing: the think could copy it without reading the image, so copying the prompt scores 0.
+Rows without images, rows whose meta records none of these, and typed-text rows whose image holds no
+word the prompt lacks (nothing shows whether the image was read) have no visual-focus score (None): the
 objective does not apply to them. A response without a closed `<think>` scores 0 on rows it applies to.
 """
 
@@ -29,8 +34,9 @@ _WORD = re.compile(r"[a-z0-9']+")
 
 
 def visual_facts(sample: Sample) -> dict | None:
-    """What the row's meta says its image shows: {"counts": {shape: n}} | {"digit": d} | {"text": phrase};
-    None for a text-only row or an image row whose meta records none of these."""
+    """What the row's meta says its image shows: {"counts": {shape: n}} | {"digit": d} | {"words": the typed
+    words the prompt lacks}; None for a text-only row, an image row whose meta records none of these, or
+    typed text that adds no word to the prompt's."""
     if not sample.images:
         return None
     meta: Mapping = sample.meta
@@ -44,10 +50,25 @@ def visual_facts(sample: Sample) -> dict | None:
         return {"counts": {str(meta["shape"]): _integer(sample, "count", meta["count"])}}
     if "digit" in meta:
         return {"digit": _integer(sample, "digit", meta["digit"])}
-    phrase = meta.get("phrase")
-    if isinstance(phrase, str) and _WORD.search(phrase.lower()):
-        return {"text": phrase}
-    return None
+    typed = _typed_words(meta)
+    if typed is None:
+        return None
+    unseen = typed - _words(sample.prompt)
+    return {"words": sorted(unseen)} if unseen else None
+
+
+def _words(text: str) -> set[str]:
+    return set(_WORD.findall(text.lower()))
+
+
+def _typed_words(meta: Mapping) -> set[str] | None:
+    """The words of the request typed in the image (module docstring), None when the meta records none."""
+    phrase, image_text = meta.get("phrase"), meta.get("image_text")
+    request = _words(phrase) if isinstance(phrase, str) else set()
+    if isinstance(image_text, str):
+        shown = _words(image_text)
+        return (shown & request if request else shown) or None
+    return request or None
 
 
 def _integer(sample: Sample, key: str, value: object) -> int:
@@ -73,5 +94,5 @@ def visual_focus_score(sample: Sample, text: str) -> float | None:
         return right / len(facts["counts"])
     if "digit" in facts:
         return float(set(re.findall(r"\b\d+\b", think)) == {str(facts["digit"])})
-    words = set(_WORD.findall(facts["text"].lower()))
-    return len(words & set(_WORD.findall(think))) / len(words)
+    words = set(facts["words"])
+    return len(words & _words(think)) / len(words)
