@@ -35,18 +35,18 @@ from rewards.objectives.visual_focus import visual_facts, visual_focus_score
 
 def objective_scores(sample: Sample, text: str) -> dict[str, float]:
     """Every rule objective that applies to this row, each in [0, 1]."""
-    parsed = parse_response(text)
-    refused = is_refusal(text)
-    scores = {"format": float(parsed.well_formed)}
+    response = parse_response(text)  # once: every check below reads this
+    refused = is_refusal(response)
+    scores = {"format": float(response.well_formed)}
     if sample.should_refuse:
         scores["safety"] = float(refused)
     else:
-        scores["helpful"] = float(not refused and answers_something(parsed.answer or text, sample.prompt))
+        scores["helpful"] = float(not refused and answers_something(response.answer or text, sample.prompt))
     if sample.task in ("reasoning", "knowledge") and sample.answer is not None:
-        scores["accuracy"] = float(answers_match(parsed.answer, sample.answer))
+        scores["accuracy"] = float(answers_match(response.answer, sample.answer))
     if sample.task == "instruction":
-        scores["constraints"] = check_constraints(text, sample.constraints)[0]
-    focus = visual_focus_score(sample, text)
+        scores["constraints"] = check_constraints(response, sample.constraints)[0]
+    focus = visual_focus_score(sample, response)
     if focus is not None:
         scores["visual_focus"] = focus
     return scores

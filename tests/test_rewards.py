@@ -398,3 +398,26 @@ def test_a_share_answered_for_other_trajectories_is_caught(builtin_data):
     assert "expected sample 1 (version 0)" in share_mismatch(share, [right[0], Scored(stale, "safety"), right[2]])
     other = Trajectory(1, rows[1].id, [1], [9, 9], [-0.1, -0.2], "y", "stop", 0)  # same row, another response
     assert share_mismatch(share, [right[0], Scored(other, "safety"), right[2]]) is not None
+
+
+def test_a_score_parses_the_response_once(monkeypatch):
+    import cosmo.rules.template as template
+    import rewards.combine as combine
+
+    calls: list[str] = []
+    real = template.parse_response
+
+    def counting(text: str):
+        calls.append(text)
+        return real(text)
+
+    monkeypatch.setattr(template, "parse_response", counting)
+    monkeypatch.setattr(combine, "parse_response", counting)
+    # an image row with constraints and a typed word: format, helpful, constraints and visual focus all apply
+    row = Sample(id="p1", task="instruction", prompt="Answer in lowercase.", images=("/nonexistent/p1.png",),
+                 constraints=({"type": "lowercase"},), meta={"phrase": "paint a fence"})
+    text = "<think>the image says paint a fence</think><answer>use a brush</answer>"
+    scores = combine.objective_scores(row, text)
+    assert set(scores) == {"format", "helpful", "constraints", "visual_focus"}
+    assert scores["constraints"] == 1.0 and scores["visual_focus"] == 1.0
+    assert calls == [text]

@@ -45,7 +45,7 @@ def _maker(dynamic: bool, rewards: dict[int, tuple[float, float]], rounds: int =
 
 def _make_batch(cfg, sampler, rollout, rewards):
     """What the loop does for one step: sample, rollout, reward, (dynamic sampling), advantage."""
-    rollouts = Rollouts(rollout.generate(sampler.next_batch(cfg.rl.prompts_per_step), GROUP), 1.0, 1.0)
+    rollouts = Rollouts(rollout.generate(sampler.next_batch(cfg.rl.prompts_per_step), GROUP), 1.0)
     scored = score(rewards, rollouts)
     if cfg.rl.dynamic_sampling:
         scored = refill_flat_groups(cfg, scored, sampler, rollout, rewards)
@@ -100,7 +100,7 @@ def test_kl_rows_must_refuse_marks_the_sequences_of_rows_that_must_be_refused():
     rows = [Sample(id=f"r{i}", task="safety" if i % 3 == 0 else "over_refusal", prompt="q", should_refuse=i % 3 == 0)
             for i in range(6)]
     cfg, sampler, rollout, rewards = _maker(False, REWARDS)
-    scored = score(rewards, Rollouts(rollout.generate([0, 1], GROUP), 1.0, 1.0))
+    scored = score(rewards, Rollouts(rollout.generate([0, 1], GROUP), 1.0))
     assert all(it.kl_weight == 1.0 for it in advantages(cfg, scored, rows).items)  # kl_rows=all: every row
     cfg.algorithm.kl_rows = "must_refuse"
     items = advantages(cfg, scored, rows).items
@@ -119,3 +119,24 @@ def test_truncation_above_the_configured_share_warns_naming_the_keys(caplog):
     message = record.getMessage()
     assert "step 4: 50% of the responses were cut to fit data.max_length=96" in message
     assert "rollout.max_new_tokens" in message and "rl.truncated=keep" in message
+
+
+def test_every_stage_of_a_step_is_timed_in_one_place(monkeypatch):
+    import cosmo.driver.metrics as metrics
+    from cosmo.driver.rl_batch import ScoredRollouts, TrainBatch
+    from cosmo.weights import SyncReport
+
+    clock = iter([10.0, 12.5, 13.0, 13.25, 20.0, 21.0, 30.0])  # each block reads the clock twice; then time/step
+    monkeypatch.setattr(metrics.time, "perf_counter", lambda: next(clock))
+    timer = metrics.StepTimer(began=9.0)
+    with timer.block("rollout_wait"):
+        pass
+    with timer.block("reward"):
+        pass
+    with timer.block("rollout_wait"):  # async: the next step's rollouts, waited for before the sync
+        pass
+    stats = metrics.rl_step_metrics(1, ScoredRollouts([], [], rollout_s=4.0), TrainBatch([], {}, 0, []),
+                                    {"loss": 0.0}, SyncReport(None), timer, epoch=0)
+    assert stats["time/rollout_wait"] == 2.5 + 1.0 and stats["time/reward"] == 0.25
+    assert stats["time/rollout"] == 4.0 and stats["time/step"] == 30.0 - 9.0
+    assert "time/refill" not in stats and "time/train" not in stats  # blocks that did not run

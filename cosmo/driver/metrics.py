@@ -6,7 +6,9 @@ lives here, so the loop body stays in the order the data flows.
 
 from __future__ import annotations
 
+import contextlib
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from cosmo.data import Sample
@@ -17,31 +19,32 @@ from cosmo.weights import SyncReport
 
 @dataclass
 class StepTimer:
-    """Wall time per stage of one step (seconds), and when the step began (the previous one's end)."""
+    """Wall time per named stage of one step (seconds; `time/<name>` in the metrics), and when the step
+    began (the previous one's end). Every stage of the loop runs in one `block`, as verl's named timers."""
 
     began: float
     marks: dict[str, float] = field(default_factory=dict)
-    _open: tuple[str, float] | None = None
 
-    def start(self, name: str) -> None:
-        self._open = (name, time.perf_counter())
+    @contextlib.contextmanager
+    def block(self, name: str) -> Iterator[None]:
+        started = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.marks[name] = self.marks.get(name, 0.0) + time.perf_counter() - started
 
-    def stop(self) -> float:
-        assert self._open is not None, "StepTimer.stop() without start()"
-        name, t0 = self._open
-        self.marks[name] = self.marks.get(name, 0.0) + time.perf_counter() - t0
-        self._open = None
-        return self.marks[name]
+
+STAGES = ("rollout_wait", "reward", "refill", "advantage", "train", "sync")
+"""The loop's timed blocks, in the order the data flows (`refill`: dynamic sampling's extra rounds)."""
 
 
 def rl_step_metrics(step: int, scored: ScoredRollouts, batch: TrainBatch, train: dict, sync: SyncReport,
                     timer: StepTimer, epoch: int) -> dict:
     """The step's metrics line: reward statistics, the learner's train/* figures, timings, policy lag, sync."""
     stats = {**batch.stats, **{f"train/{k}": v for k, v in train.items()}}
+    stats.update({f"time/{name}": timer.marks[name] for name in STAGES if name in timer.marks})
     stats.update({
-        "time/rollout": scored.rollout_s, "time/rollout_wait": scored.wait_s,
-        "time/reward": scored.reward_s, "time/train": timer.marks.get("train", 0.0),
-        "time/sync": timer.marks.get("sync", 0.0), "time/step": time.perf_counter() - timer.began,
+        "time/rollout": scored.rollout_s, "time/step": time.perf_counter() - timer.began,
         "policy/version": batch.version, "policy/version_lag": step - 1 - batch.version,
         **sync.metrics(),  # sync/digest_match: every engine loaded exactly what the learner packed
         "epoch": epoch,

@@ -53,22 +53,25 @@ def run_rl(cfg: CosmoConfig, tracker: RunTracker, model_path: str, train_file: s
         warned = False  # about responses data.max_length cuts: once per stage
         for step in stage.steps():
             timer = StepTimer(began)
-            rollouts = ahead or _generate(rollout, stage.sampler.next_batch(rl.prompts_per_step), g)  # sample, rollout
-            scored = score(rewards, rollouts)                                                          # reward
+            with timer.block("rollout_wait"):                                                     # sample, rollout
+                rollouts = ahead or _generate(rollout, stage.sampler.next_batch(rl.prompts_per_step), g)
+            with timer.block("reward"):                                                                # reward
+                scored = score(rewards, rollouts)
             if rl.dynamic_sampling:
-                scored = refill_flat_groups(cfg, scored, stage.sampler, rollout, rewards)
-            batch = advantages(cfg, scored, stage.rows)                                                # advantage
+                with timer.block("refill"):
+                    scored = refill_flat_groups(cfg, scored, stage.sampler, rollout, rewards)
+            with timer.block("advantage"):                                                             # advantage
+                batch = advantages(cfg, scored, stage.rows)
             pending = (rollout.submit(stage.sampler.next_batch(rl.prompts_per_step), g)  # async: step k+1's
                        if rl.mode == "async" and step < rl.steps else None)            # rollouts run meanwhile
-            timer.start("train")
-            train = stage.learner.rl_step(batch.items)                                                 # update
-            timer.stop()
+            with timer.block("train"):                                                                 # update
+                train = stage.learner.rl_step(batch.items)
             warned = warned or _warn_truncation(cfg, name, step, train["truncated_fraction"])
-            ahead = _collect(rollout, pending) if pending else None  # done with the old weights, before the sync
-            timer.start("sync")
-            synced = (SyncReport(None) if train["skipped"]  # non-finite update: the engines keep their weights
-                      else sync_weights(stage.learner, rollout, version=step))                         # weight sync
-            timer.stop()
+            with timer.block("rollout_wait"):  # async: done with the old weights, collected before the sync
+                ahead = _collect(rollout, pending) if pending else None
+            with timer.block("sync"):                                                                  # weight sync
+                synced = (SyncReport(None) if train["skipped"]  # non-finite update: the engines keep their weights
+                          else sync_weights(stage.learner, rollout, version=step))
             stats = rl_step_metrics(step, scored, batch, train, synced, timer, stage.sampler.epoch)  # record
             record_rl_step(tracker, name, step, rl.steps, stage.rows, batch, stats, _drain_events(rollout, rewards),
                            cfg.logging.samples_every)
@@ -122,17 +125,15 @@ def _generate(rollout: RolloutGroup, indices: list[int], n: int) -> Rollouts:
 
 
 def _collect(rollout: RolloutGroup, pending: PendingRollout) -> Rollouts:
-    waited = time.perf_counter()
     trajectories = rollout.collect(pending)
-    done = time.perf_counter()
-    return Rollouts(trajectories, done - pending.submitted, done - waited)
+    return Rollouts(trajectories, time.perf_counter() - pending.submitted)
 
 
 def _resumed_rollouts(resume: ResumePoint | None) -> Rollouts | None:
     saved = resume.state.get("next_rollouts") if resume else None
     if not saved:
         return None
-    return Rollouts([Trajectory(**t) for t in saved["trajectories"]], saved["rollout_s"], saved["wait_s"])
+    return Rollouts([Trajectory(**t) for t in saved["trajectories"]], saved["rollout_s"])
 
 
 def _drain_events(*workers: RolloutGroup | RewardPool) -> list[dict]:

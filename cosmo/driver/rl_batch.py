@@ -28,11 +28,10 @@ class Rewards(Protocol):
 
 @dataclass
 class Rollouts:
-    """One step's sampled trajectories and what sampling them took."""
+    """One step's sampled trajectories and how long sampling them took (their throughput's denominator)."""
 
     trajectories: list[Trajectory]
     rollout_s: float  # submission -> last trajectory collected (overlaps the update in async mode)
-    wait_s: float  # the part of it the driver spent blocked, waiting for the engines
 
 
 @dataclass
@@ -42,9 +41,7 @@ class ScoredRollouts:
 
     kept: list[Scored]
     every: list[Scored]
-    rollout_s: float
-    wait_s: float
-    reward_s: float
+    rollout_s: float  # sampling all of them took (with dynamic sampling, its rounds' generation too)
     stats: dict[str, float | None] = field(default_factory=dict)
 
 
@@ -60,9 +57,8 @@ class TrainBatch:
 
 def score(rewards: Rewards, rollouts: Rollouts) -> ScoredRollouts:
     """Every trajectory scored under its row's objectives (the reward worker pool)."""
-    started = time.perf_counter()
     scored = rewards.score(rollouts.trajectories)
-    return ScoredRollouts(scored, list(scored), rollouts.rollout_s, rollouts.wait_s, time.perf_counter() - started)
+    return ScoredRollouts(scored, list(scored), rollouts.rollout_s)
 
 
 def _split_flat(cfg: CosmoConfig, scored: list[Scored]) -> tuple[list[list[Scored]], list[list[Scored]]]:
@@ -80,14 +76,13 @@ def refill_flat_groups(cfg: CosmoConfig, batch: ScoredRollouts, sampler: EpochSa
     prompts, g = cfg.rl.prompts_per_step, cfg.algorithm.group_size
     every = list(batch.every)
     keep, flat = _split_flat(cfg, batch.kept)
-    rounds, gen_s, score_s = 0, 0.0, 0.0
+    rounds, gen_s = 0, 0.0
     while len(keep) < prompts and rounds < cfg.rl.dynamic_sampling_max_rounds:
         rounds += 1
         t0 = time.perf_counter()
         more = rollout.generate(sampler.next_batch(prompts - len(keep)), g)
-        t1 = time.perf_counter()
+        gen_s += time.perf_counter() - t0
         more_scored = rewards.score(more)
-        gen_s, score_s = gen_s + t1 - t0, score_s + time.perf_counter() - t1
         every += more_scored
         k, f = _split_flat(cfg, more_scored)
         keep, flat = keep + k, flat + f
@@ -96,7 +91,7 @@ def refill_flat_groups(cfg: CosmoConfig, batch: ScoredRollouts, sampler: EpochSa
     stats = {"dynamic/refill_rounds": float(rounds), "dynamic/flat_groups_dropped": float(len(flat) - shortfall),
              "dynamic/shortfall_groups": float(shortfall)}
     return ScoredRollouts([s for group in chosen for s in group], every, batch.rollout_s + gen_s,
-                          batch.wait_s + gen_s, batch.reward_s + score_s, {**batch.stats, **stats})
+                          {**batch.stats, **stats})
 
 
 def advantages(cfg: CosmoConfig, batch: ScoredRollouts, rows: Sequence[Sample]) -> TrainBatch:

@@ -14,7 +14,7 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from cosmo.rules.template import parse_response
+from cosmo.rules.template import ParsedResponse, parsed
 
 
 @dataclass(frozen=True)
@@ -254,7 +254,7 @@ def validate_constraint(c: dict) -> None:
             raise ValueError(f"key {key!r}: expected {expected}, found {c[key]!r}")
 
 
-def check_constraints(text: str, constraints: Sequence[dict]) -> tuple[float, list[bool]]:
+def check_constraints(response: str | ParsedResponse, constraints: Sequence[dict]) -> tuple[float, list[bool]]:
     """Fraction of constraints satisfied (1.0 when there are none) and the per-constraint results.
 
     Invalid constraints raise ValueError: they are data bugs, not model failures.
@@ -263,8 +263,7 @@ def check_constraints(text: str, constraints: Sequence[dict]) -> tuple[float, li
         validate_constraint(c)
     if not constraints:
         return 1.0, []
-    text = text if isinstance(text, str) else ""
-    parsed = parse_response(text)
-    target = parsed.answer if parsed.well_formed and parsed.answer is not None else text
+    p = parsed(response if isinstance(response, str | ParsedResponse) else "")
+    target = p.answer if p.well_formed and p.answer is not None else p.text
     results = [bool(CONSTRAINT_TYPES[c["type"]].check(target, c)) for c in constraints]
     return sum(results) / len(results), results

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import re
 
-from cosmo.rules.template import parse_response
+from cosmo.rules.template import ParsedResponse, parsed
 
 REFUSAL_TEXT = "I can't help with that."
 
@@ -40,12 +40,12 @@ _COMPILED = tuple(re.compile(p) for p in REFUSAL_PATTERNS)
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
 
 
-def is_refusal(text: str) -> bool:
+def is_refusal(response: str | ParsedResponse) -> bool:
     """True when the response's answer declines the request (rule in the module docstring)."""
-    if not isinstance(text, str):
+    if not isinstance(response, str | ParsedResponse):
         return False
-    answer = parse_response(text).answer
-    target = text if answer is None else answer
+    p = parsed(response)
+    target = p.text if p.answer is None else p.answer
     target = target.replace("\u2019", "'").replace("\u2018", "'").lower().strip()
     target = re.sub(r"\s+", " ", target)
     first = _SENTENCE_END.split(target, maxsplit=1)[0]

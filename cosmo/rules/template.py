@@ -22,6 +22,12 @@ class ParsedResponse:
     think: str | None
     answer: str | None
     well_formed: bool
+    text: str = ""  # the whole response (empty for non-text input): the checks fall back to it
+
+
+def parsed(response: str | ParsedResponse) -> ParsedResponse:
+    """A response parsed once: the reward's checks take either form, so each score parses it one time."""
+    return response if isinstance(response, ParsedResponse) else parse_response(response)
 
 
 def format_response(reasoning: str, final: str) -> str:
@@ -41,7 +47,7 @@ def parse_response(text: str) -> ParsedResponse:
         return ParsedResponse(None, None, False)
     match = _WELL_FORMED.fullmatch(text)
     if match and all(text.count(tag) == 1 for tag in _TAGS):
-        return ParsedResponse(match.group(1).strip(), match.group(2).strip(), True)
+        return ParsedResponse(match.group(1).strip(), match.group(2).strip(), True, text)
 
     think = None
     t_open = text.find(THINK_OPEN)
@@ -56,4 +62,4 @@ def parse_response(text: str) -> ParsedResponse:
         rest = text[a_open + len(ANSWER_OPEN) :]
         a_close = rest.find(ANSWER_CLOSE)
         answer = (rest if a_close < 0 else rest[:a_close]).strip()
-    return ParsedResponse(think, answer, False)
+    return ParsedResponse(think, answer, False, text)

@@ -24,7 +24,7 @@ import re
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
-from cosmo.rules.template import parse_response
+from cosmo.rules.template import ParsedResponse, parsed
 
 if TYPE_CHECKING:  # cosmo.data imports rewards.objectives to build its references
     from cosmo.data import Sample
@@ -83,12 +83,12 @@ def _stated_counts(think: str, shape: str) -> set[int]:
     return {int(n) if n.isdigit() else NUMBER_WORDS.index(n) for n in re.findall(pattern, think)}
 
 
-def visual_focus_score(sample: Sample, text: str) -> float | None:
+def visual_focus_score(sample: Sample, response: str | ParsedResponse) -> float | None:
     """The visual-focus score of a response in [0, 1], or None where the objective does not apply."""
     facts = visual_facts(sample)
     if facts is None:
         return None
-    think = (parse_response(text).think or "").lower()
+    think = (parsed(response).think or "").lower()
     if "counts" in facts:
         right = sum(_stated_counts(think, shape) == {n} for shape, n in facts["counts"].items())
         return right / len(facts["counts"])
