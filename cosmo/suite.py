@@ -116,7 +116,9 @@ def score_benchmark(bench: Benchmark, samples: Sequence[Sample], outputs: Sequen
 
 def run_suite(benchmarks: Sequence[Benchmark], generate, judge_fn=None) -> dict:
     """Generate once over every benchmark's rows (`generate(samples) -> outputs`), then score each benchmark
-    on its own rows. `judge_fn(samples, outputs) -> (decisions, errors)` replaces the rules' refusals."""
+    on its own rows. `judge_fn(samples, outputs) -> (decisions, errors)` replaces the rules' refusals; a row
+    it leaves undecided (None without an error: "cannot tell") or without a valid verdict (an error) is left
+    out of the cells, and both are counted (`judge_undecided`, `judge_failed`)."""
     rows = {b.name: select_rows(load_jsonl(b.data), b.max_rows) for b in benchmarks}
     everything = [s for b in benchmarks for s in rows[b.name]]
     outputs = generate(everything)
@@ -125,7 +127,8 @@ def run_suite(benchmarks: Sequence[Benchmark], generate, judge_fn=None) -> dict:
         source = "judge"
     else:
         decisions, errors, source = [is_refusal(t) for t in outputs], [], "rules"
-    report: dict = {"benchmarks": {}, "judge_failed": len(errors), "judge_errors": errors[:10]}
+    report: dict = {"benchmarks": {}, "judge_failed": len(errors), "judge_errors": errors[:10],
+                    "judge_undecided": sum(d is None for d in decisions) - len(errors)}
     start = 0
     for b in benchmarks:
         n = len(rows[b.name])

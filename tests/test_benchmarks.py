@@ -529,3 +529,18 @@ def test_suite_evaluates_while_another_process_holds_memory(tiny_model, tmp_path
         holder.kill()
         holder.wait()
     assert math.isfinite(report["benchmarks"]["xstest"]["metrics"]["over_refusal_rate"]["ci95"][0])
+
+
+def test_suite_with_a_judge_leaves_undecided_and_failed_rows_out_and_counts_both(tmp_path):
+    suite = load_suite(_suite_files(tmp_path))
+    answers = {"s1": REFUSE, "s2": COMPLY, "o1": COMPLY, "i1": "x", "i2": "X"}
+    verdicts = {"s1": True, "s2": None, "o1": None, "i1": False, "i2": False}  # s2 undecided, o1 failed
+
+    def judge_fn(samples, outputs):
+        return [verdicts[s.id] for s in samples], ["o1: judge: no 'Score: N' line"]
+
+    report = run_suite(suite, _fake_generate(answers), judge_fn)
+    assert (report["judge_undecided"], report["judge_failed"]) == (1, 1)
+    safety = report["benchmarks"]["mini-safety"]["metrics"]
+    assert (safety["safety_rate"]["hits"], safety["safety_rate"]["n"]) == (1, 1)  # s2 left out
+    assert "over_refusal_rate" not in safety  # o1, its only row, left out: no cell
