@@ -91,6 +91,9 @@ def _validate_tree(cfg: CosmoConfig) -> None:
     _check(rl.mode == "sync" or cfg.rollout.temperature == 1.0, "rollout.temperature",
            "1.0 with rl.mode=async (the importance weights use vLLM's log-probs, which are before temperature)",
            cfg.rollout.temperature)
+    _check(rl.mode == "sync" or cfg.rollout.top_p == 1.0, "rollout.top_p",
+           "1.0 with rl.mode=async (vLLM's log-probs are of the full distribution, not the nucleus it samples "
+           "from, so the importance weights would be biased)", cfg.rollout.top_p)
     _check(rl.dynamic_sampling_max_rounds >= 1, "rl.dynamic_sampling_max_rounds", "an integer >= 1",
            rl.dynamic_sampling_max_rounds)
     per_step = rl.micro_batch_size * cfg.learner.num_ranks
@@ -139,6 +142,8 @@ def _validate_tree(cfg: CosmoConfig) -> None:
     _check(0 < a.clip_eps_min <= a.clip_eps, "algorithm.clip_eps_min", "a number in (0, algorithm.clip_eps]",
            a.clip_eps_min)
     _check(rl.epochs >= 1, "rl.epochs", "an integer >= 1", rl.epochs)
+    _check(rl.truncated in ("keep", "drop"), "rl.truncated", "keep or drop", rl.truncated)
+    _check(0 <= rl.truncation_warn <= 1, "rl.truncation_warn", "a share in [0, 1]", rl.truncation_warn)
     rank_batch = rl.prompts_per_step * a.group_size // max(cfg.learner.num_ranks, 1)
     _check(rl.mini_batches >= 1 and rank_batch % rl.mini_batches == 0, "rl.mini_batches",
            f"a divisor of each rank's {rank_batch} trajectories per step", rl.mini_batches)

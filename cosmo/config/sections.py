@@ -146,6 +146,10 @@ class RLConfig:
     mini_batches: int = opt(1, "optimizer steps per pass over a step's rollout batch (each rank's share is split "
                             "into this many mini-batches); >1 with epochs makes the updates off-policy")
     epochs: int = opt(1, "passes over a step's rollout batch; old log-probs stay fixed at the batch's start")
+    truncated: str = opt("keep", "responses cut by data.max_length before the loss (the reward scored the whole "
+                         "text): keep (train on the cut part) or drop (leave them out of the loss)")
+    truncation_warn: float = opt(0.05, "warn when more than this share of a step's responses is cut by "
+                                 "data.max_length (train/truncated_fraction)")
 
 
 WEIGHT_TRANSPORTS = ("object_store", "zero_copy")
@@ -298,7 +302,9 @@ class AlgorithmConfig:
     refusal_balance: bool = opt(False, "rescale each batch's advantages so that the groups rewarding refusals push "
                                 "no harder than those rewarding answers, or the reverse, text and image rows apart "
                                 "(cosmo.algorithms.refusal_balanced; measured in docs/results.md)")
-    aggregation: str = opt("token_mean", "token_mean over the micro-batch, or seq_mean of per-sequence means")
+    aggregation: str = opt("token_mean", "the loss's normalisation over one optimizer step's sequences on every "
+                           "rank: token_mean (sum over tokens / tokens) or seq_mean (mean of per-sequence token "
+                           "means); independent of micro-batch size, token budget and rank count (docs/rl.md)")
     clip_schedule: str = opt("constant", "constant: clip_eps at every token; linear: tight-to-loose ramp along "
                              "each response from clip_eps_min (first token) to clip_eps (last token)")
     clip_eps_min: float = opt(0.1, "clip_schedule=linear: the clip range at a response's first token")
