@@ -44,6 +44,8 @@ def _cmd_config(args: argparse.Namespace) -> int:
 
 
 def _cmd_data_build(args: argparse.Namespace) -> int:
+    if args.profile == "world":
+        return _data_build_world(args)
     from cosmo.data import build_dataset  # noqa: PLC0415 - see the module docstring
 
     paths = build_dataset(args.out, seed=args.seed, train_per_task=args.train_per_task,
@@ -52,6 +54,25 @@ def _cmd_data_build(args: argparse.Namespace) -> int:
                           sft_frames=args.sft_frames, rl_only_harmful_phrases=args.rl_only_harmful_phrases,
                           sft_harmful_compliance=args.sft_harmful_compliance)
     for split, path in paths.items():
+        log.info("%s: %s", split, path)
+    return 0
+
+
+def _data_build_world(args: argparse.Namespace) -> int:
+    """--profile world: its own sizes unless a size option is set to another value than its default; the built-in
+    set's other options do not apply to it, so setting one is an error rather than silently ignored."""
+    from cosmo.data.world import build_world  # noqa: PLC0415 - see the module docstring
+
+    defaults = vars(build_parser().parse_args(["data", "build", "--out", args.out]))
+    for key in ("eval_disjoint", "sft_over_refusal_refusals", "sft_harmful_compliance", "sft_frames",
+                "rl_only_harmful_phrases"):
+        if getattr(args, key) != defaults[key]:
+            print(f"cosmo: --{key.replace('_', '-')} is an option of --profile builtin, not of --profile world",
+                  file=sys.stderr)
+            return 2
+    sizes = {k: getattr(args, k) for k in ("train_per_task", "rl_per_task", "eval_per_task")
+             if getattr(args, k) != defaults[k]}
+    for split, path in build_world(args.out, seed=args.seed, **sizes).items():
         log.info("%s: %s", split, path)
     return 0
 
@@ -280,6 +301,10 @@ def build_parser() -> argparse.ArgumentParser:
                         "following, knowledge, harmful requests in text and images, benign-but-sensitive "
                         "requests) with fixed, seeded train/eval splits.")
     p.add_argument("--out", required=True, help="output directory")
+    p.add_argument("--profile", choices=("builtin", "world"), default="builtin",
+                   help="builtin: the set for the tiny model; world: text-only data for a real small model "
+                        "(SmolLM2), 100 train, 200 RL and 200 held-out rows per task unless --train-per-task, "
+                        "--rl-per-task or --eval-per-task say otherwise (default %(default)s)")
     p.add_argument("--seed", type=int, default=0, help="seed of the rendering and of the split (default %(default)s)")
     p.add_argument("--train-per-task", type=int, default=400, help="training rows per task (default %(default)s)")
     p.add_argument("--eval-per-task", type=int, default=50, help="held-out rows per task (default %(default)s)")
