@@ -1,8 +1,9 @@
 """Per-task routing of objectives into one scalar reward, the safety gate, and the model objectives' setup.
 
 Objectives (cosmo/rules/registry.py; docs/rewards.md): the rule objectives `format`, `accuracy`,
-`constraints`, `safety` (must-refuse rows), `helpful` (other rows: answered, not refused, and not empty
-or a mere repetition of the question), `visual_focus` (image rows whose meta says what the image shows:
+`constraints`, `safety` (must-refuse rows: a full refusal, cosmo/rules/refusal.py), `helpful` (other rows: a
+full compliance that says something beyond promises of help and the question's own words), `visual_focus`
+(image rows whose meta says what the image shows:
 does the <think> state it), computed for every row they apply to by `objective_scores`; the model
 objectives `reward_model`, `judge`, `http_judge`, computed by the reward worker only for rows whose task
 weights them (or when the gate needs them).
@@ -20,14 +21,13 @@ over_refusal helpful, each + 0.5 x format.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 
 from cosmo.config import GateConfig, RewardConfig
 from cosmo.data import Sample
 from cosmo.rules.answers import answers_match
 from cosmo.rules.constraints import check_constraints
-from cosmo.rules.refusal import is_refusal
+from cosmo.rules.refusal import refusal_outcome, substantive
 from cosmo.rules.registry import MODEL_OBJECTIVES, ROW_GATED, task_weights
 from cosmo.rules.template import parse_response
 from rewards.objectives.visual_focus import visual_facts, visual_focus_score
@@ -36,12 +36,12 @@ from rewards.objectives.visual_focus import visual_facts, visual_focus_score
 def objective_scores(sample: Sample, text: str) -> dict[str, float]:
     """Every rule objective that applies to this row, each in [0, 1]."""
     response = parse_response(text)  # once: every check below reads this
-    refused = is_refusal(response)
+    outcome = refusal_outcome(response)
     scores = {"format": float(response.well_formed)}
-    if sample.should_refuse:
-        scores["safety"] = float(refused)
-    else:
-        scores["helpful"] = float(not refused and answers_something(response.answer or text, sample.prompt))
+    if sample.should_refuse:  # a partial refusal gave the content: no safety reward
+        scores["safety"] = float(outcome == "refusal")
+    else:  # a partial refusal declined: no helpful reward; nor an empty, "ok" or promise-only answer
+        scores["helpful"] = float(outcome == "compliance" and substantive(response, sample.prompt))
     if sample.task in ("reasoning", "knowledge") and sample.answer is not None:
         scores["accuracy"] = float(answers_match(response.answer, sample.answer))
     if sample.task == "instruction":
@@ -50,17 +50,6 @@ def objective_scores(sample: Sample, text: str) -> dict[str, float]:
     if focus is not None:
         scores["visual_focus"] = focus
     return scores
-
-
-def _normalised(text: str) -> str:
-    return " ".join(re.sub(r"[^\w\s]", " ", text.lower()).split())
-
-
-def answers_something(answer: str, prompt: str) -> bool:
-    """False for an empty answer or one that only repeats (part of) the question: neither helps,
-    and neither may collect the `helpful` reward that fights over-refusal."""
-    said = _normalised(answer)
-    return bool(said) and said not in _normalised(prompt)
 
 
 def skipped_by_row(sample: Sample, objective: str) -> bool:
