@@ -24,7 +24,7 @@ from cosmo.config import RolloutConfig
 from cosmo.data import Sample, load_images
 from cosmo.evaltable import PHRASE_LEGEND, metric_cells, phrase_reports, table_legend
 from cosmo.models import blocked_token_ids, generate, load_model, load_preprocessing
-from cosmo.refusal_judge import judge_refusals, judged_report
+from cosmo.refusal_judge import judge_decisions, judged_report
 from cosmo.rules.constraints import check_constraints
 from cosmo.rules.refusal import is_refusal
 from cosmo.vllm_env import use_vllm_env_here
@@ -202,14 +202,17 @@ def evaluate(model_path: str, samples: Sequence[Sample], *, engine: str = "vllm"
     if judge is not None:
         report["judge"] = judge_outputs(judge, samples, outputs)
     report.update(model=model_path, engine=engine, rows=len(samples),
-                  seconds=round(time.perf_counter() - started, 2))
+                  seconds=round(time.perf_counter() - started, 2),
+                  # row id -> response: a repeated evaluation of the same model is compared text by text
+                  outputs={s.id: text for s, text in zip(samples, outputs, strict=True)})
     return report
 
 
 def judge_outputs(judge, samples: Sequence[Sample], outputs: Sequence[str]) -> dict:
-    """The judge's refusal decisions, rates and agreement with the rules (cosmo.refusal_judge)."""
-    decisions, errors = judge_refusals(judge, samples, outputs)
-    return judged_report(samples, outputs, decisions, errors, judge.name)
+    """The judge's refusal decisions, rates over the rows it decided, undecided ("cannot tell") and failed
+    rows, and agreement with the rules (cosmo.refusal_judge)."""
+    decisions, undecided, errors = judge_decisions(judge, samples, outputs)
+    return judged_report(samples, outputs, decisions, errors, judge.name, undecided)
 
 
 def format_table(reports: dict[str, dict]) -> str:

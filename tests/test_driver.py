@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import signal
@@ -101,7 +102,7 @@ def test_cosmo_train_end_to_end_writes_the_run_directory(tiny_model, builtin_dat
     run = runs / "e2e"
     # launch 1 is killed like a lost pod (SIGKILL to the driver and every process it started) as soon
     # as the RL checkpoint of step 2 is complete, while the periodic evaluation of it runs
-    first = subprocess.Popen([*cmd, "resume=auto"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    first = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                              cwd=tmp_path, env=env, start_new_session=True)
     marker = run / "checkpoints" / "rl" / "step_2" / "cosmo_checkpoint.json"
     deadline = time.monotonic() + 600
@@ -115,8 +116,9 @@ def test_cosmo_train_end_to_end_writes_the_run_directory(tiny_model, builtin_dat
             child.kill()
     killed_output = first.communicate()[0]
     assert first.returncode == -signal.SIGKILL and canary not in killed_output
-    # the same command again (a RayJob retry) continues from rl/step_2 and ends as a clean run ends
-    proc = subprocess.run([*cmd, "resume=auto"], capture_output=True, text=True, timeout=600, cwd=tmp_path,
+    # the same command again (a RayJob retry; resume=auto is the default) continues from rl/step_2 and ends
+    # as a clean run ends
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600, cwd=tmp_path,
                           env=env)
     assert proc.returncode == 0, proc.stderr[-4000:]
     assert f"resuming from {run / 'checkpoints' / 'rl' / 'step_2'} (rl step 2)" in proc.stderr
@@ -152,18 +154,28 @@ def test_cosmo_train_end_to_end_writes_the_run_directory(tiny_model, builtin_dat
         ("rl", s) for s in range(1, 5)]
     assert all(len(r["sample_ids"]) == 8 for r in ledger)  # SFT batch 8; RL 2 prompts x 4 samples
     assert "final model: " + str(run / "checkpoints" / "rl" / "step_4") in proc.stderr
-    # relaunching the finished run (as a RayJob retry would) with resume=auto does no step twice:
-    # every stage is complete, every evaluation is reused, the same table is printed
-    again = subprocess.run([*cmd, "resume=auto"], capture_output=True, text=True, timeout=600, cwd=tmp_path)
+    # relaunching the finished run with the same command (a second `make train`) does no step twice and
+    # leaves every checkpoint, record and report byte for byte; the final model is evaluated again beside
+    # its report, with the same output on every row
+    kept = {p: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(run.rglob("*")) if p.is_file()
+            and p.relative_to(run).parts[0] in ("checkpoints", "eval", "metrics.jsonl", "ledger.jsonl")}
+    again = subprocess.run(cmd, capture_output=True, text=True, timeout=600, cwd=tmp_path)
     assert again.returncode == 0, again.stderr[-4000:]
-    assert f"resuming from {run / 'checkpoints' / 'rl' / 'step_4'} (rl step 4)" in again.stderr
+    assert f"this run is finished (rl step 4, {run / 'checkpoints' / 'rl' / 'step_4'})" in again.stderr
     assert "reusing" in again.stderr and "[rl] step" not in again.stderr and "[sft] step" not in again.stderr
-    rerun = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
-    assert [(r["stage"], r["step"]) for r in rerun] == [(r["stage"], r["step"]) for r in records]
+    assert {p: hashlib.sha256(p.read_bytes()).hexdigest() for p in kept} == kept
+    repeat = json.loads((run / "eval" / "repeats" / "rl-1.json").read_text())
+    final = json.loads((run / "eval" / "rl.json").read_text())
+    assert repeat["outputs"] == final["outputs"] and repeat["counts"] == final["counts"]
+    assert "[eval] rl again: every one of the 12 rows as in eval/rl.json (same output, same counts)" in again.stderr
     assert "final model: " + str(run / "checkpoints" / "rl" / "step_4") in again.stderr
+    # resume=never would start over on top of it: refused, naming the key, before anything starts
+    never = subprocess.run([*cmd, "resume=never"], capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert never.returncode == 2 and f"cosmo: config error: resume=never: {run} already holds a run" in never.stderr
+    assert {p: hashlib.sha256(p.read_bytes()).hexdigest() for p in kept} == kept
     # resuming the finished run with more RL steps trains steps 5-6 and evaluates the new final model: the
     # report of rl/step_4 is stale for label `rl`, and the table keeps the start and SFT columns
-    more = subprocess.run([*cmd, "resume=auto", "rl.steps=6"], capture_output=True, text=True, timeout=600,
+    more = subprocess.run([*cmd, "rl.steps=6"], capture_output=True, text=True, timeout=600,
                           cwd=tmp_path)
     assert more.returncode == 0, more.stderr[-4000:]
     assert "[rl] step 6/6" in more.stderr and "[rl] step 4/6" not in more.stderr

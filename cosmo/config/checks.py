@@ -185,6 +185,9 @@ def _validate_tree(cfg: CosmoConfig) -> None:
     _check(cfg.eval.max_new_tokens >= 1, "eval.max_new_tokens", "an integer >= 1", cfg.eval.max_new_tokens)
     _check(cfg.eval.batch_size >= 1, "eval.batch_size", "an integer >= 1", cfg.eval.batch_size)
     _check(cfg.device in ("auto", "cpu", "cuda"), "device", "auto, cpu or cuda", cfg.device)
+    keywords = ("auto", "fresh", "never")  # anything else is a checkpoint path; a miscased keyword is a slip
+    _check(cfg.resume in keywords or (cfg.resume != "" and cfg.resume.lower() not in keywords), "resume",
+           "auto, fresh, never or a checkpoint directory", cfg.resume)
 
 
 def _validate_reward(r: RewardConfig) -> None:

@@ -407,8 +407,11 @@ class CosmoConfig:
     checkpoint: CheckpointConfig = opt(help="", factory=CheckpointConfig)
     eval: EvalConfig = opt(help="", factory=EvalConfig)
     seed: int = opt(0, "seed of data order, model init and sampling")
-    resume: str = opt("never", "never; auto: continue from the newest complete checkpoint in "
-                      "runs_dir/run_name (start fresh when there is none); or a checkpoint directory")
+    resume: str = opt("auto", "auto: continue the run in runs_dir/run_name from its newest complete checkpoint "
+                      "(none: start at step 1; a finished run trains nothing and evaluates its final model "
+                      "again); fresh: start over, moving a used run directory aside to <run_name>.old-<time>; "
+                      "never: start at step 1, refused in a used run directory; or a checkpoint directory "
+                      "(docs/checkpoints.md)")
     device: str = opt("auto", "auto (cuda when the Ray cluster has GPUs, else cpu), cpu or cuda")
 
 

@@ -3,6 +3,7 @@
 Reports go to `eval/<label>.json`; their metrics to metrics.jsonl and wandb as stage `eval/<series>`
 at the given step, so periodic RL evaluations draw one curve over RL steps. A report is reused only
 when it describes the same model: its path and its fingerprint (the checkpoint's manifest digest).
+A relaunched finished run evaluates its final model again into `eval/repeats/` and compares row by row.
 """
 
 from __future__ import annotations
@@ -81,13 +82,13 @@ def reusable_report(path: Path, model_path: str, fingerprint: str) -> dict | Non
 
 def evaluate_once(cfg: CosmoConfig, tracker: RunTracker, label: str, model_path: str, eval_file: str, step: int,
                   *, series: str | None = None, during_training: bool = False) -> dict[str, dict]:
-    """Evaluate unless disabled; a relaunched run (`resume` set) reuses a report an earlier launch wrote
-    for the same model, and recomputes a stale one (same label, other model)."""
+    """Evaluate unless disabled; a relaunched run reuses a report an earlier launch wrote for the same
+    model, and recomputes a stale one (same label, other model)."""
     if not cfg.eval.enabled:
         return {}
     done = tracker.dir / "eval" / f"{label}.json"
     fingerprint = model_fingerprint(model_path)
-    report = reusable_report(done, model_path, fingerprint) if cfg.resume != "never" else None
+    report = reusable_report(done, model_path, fingerprint)
     if report is not None:
         log.info("[eval] %s: reusing %s", label, done)
         return {label: report}
@@ -100,3 +101,40 @@ def evaluate_once(cfg: CosmoConfig, tracker: RunTracker, label: str, model_path:
              ", ".join(f"{k} {v:.2f}" for k, v in report["metrics"].items() if v is not None),
              report["rows"], report["seconds"])
     return {label: report}
+
+
+def differing_rows(first: dict, again: dict) -> list[str]:
+    """The ids of the rows whose evaluation differs between two reports of the same model and rows: by
+    output text where both reports hold the outputs, else (a report from before they were kept) by verdict."""
+    if "outputs" in first and "outputs" in again:
+        a, b = first["outputs"], again["outputs"]
+        return sorted(row for row in a.keys() | b.keys() if a.get(row) != b.get(row))
+    a, b = ({(metric, row): hit for metric, hits in (r.get("row_hits") or {}).items() for row, hit in hits.items()}
+            for r in (first, again))
+    return sorted({row for metric, row in a.keys() | b.keys() if a.get((metric, row)) != b.get((metric, row))})
+
+
+def _count(report: dict, metric: str) -> str:
+    c = (report.get("counts") or {}).get(metric)
+    return f"{c['hits']}/{c['rows']}" if c else "none"
+
+
+def repeat_evaluation(cfg: CosmoConfig, tracker: RunTracker, label: str, first: dict, eval_file: str) -> None:
+    """Evaluate a finished run's final model again (a relaunch has nothing to train) and say whether every
+    row came out the same as in `first`, its report: the run's figures repeat, they are not one draw. The
+    repeat goes to eval/repeats/, beside the first report, which stays; nothing is logged to metrics.jsonl."""
+    model_path = first["model"]
+    log.info("[eval] %s again: model %s on %s", label, model_path, eval_file)
+    again = evaluate_remote(cfg, model_path, eval_file)
+    again["model_fingerprint"] = model_fingerprint(model_path)
+    path = tracker.write_repeat(label, again)
+    changed = [f"{name} {_count(first, name)} -> {_count(again, name)}" for name in again["counts"]
+               if _count(first, name) != _count(again, name)]
+    rows = differing_rows(first, again)
+    if not rows and not changed:
+        log.info("[eval] %s again: every one of the %d rows as in eval/%s.json (same %s, same counts); written to %s",
+                 label, again["rows"], label, "output" if "outputs" in first else "verdicts", path)
+    else:
+        log.warning("[eval] %s again: %d of %d rows differ from eval/%s.json (%s%s); counts %s; written to %s",
+                    label, len(rows), again["rows"], label, ", ".join(rows[:5]), ", ..." if len(rows) > 5 else "",
+                    "; ".join(changed) or "unchanged", path)

@@ -6,7 +6,7 @@ runs/<name>/
   ledger.jsonl       the row ids each step trained on ({"stage", "step", "sample_ids", "excluded", "skipped"})
   samples.jsonl      sample trajectories every logging.samples_every RL steps (prompt, response, rewards)
   checkpoints/       <stage>/step_<N>/ HF checkpoints (sft/, rl/, or a named stage's: train.stage_configs)
-  eval/              one JSON report per evaluated model
+  eval/              one JSON report per evaluated model; repeats/: a finished run's final model evaluated again
   wandb/             wandb's files (offline unless logging.wandb_mode=online)
   wandb-run-id       the wandb run's id, so that a resumed run continues the same wandb run
 """
@@ -33,22 +33,27 @@ class RunTracker:
     """Writes metrics to metrics.jsonl and wandb; `close()` flushes both."""
 
     def __init__(self, cfg: CosmoConfig, resume: ResumePoint | None = None) -> None:
-        """With `resume`, metrics logged after the checkpoint's step are dropped (they are about to
-        be logged again) and the wandb run continues under its id."""
+        """With `resume`, records logged after the checkpoint's step are dropped (they are about to
+        be logged again) and the wandb run continues under its id; `resume=auto` without a checkpoint
+        drops every step record of the earlier launch (it died before its first checkpoint: all its steps
+        run again)."""
         self.dir = Path(cfg.logging.runs_dir) / cfg.logging.run_name
         for sub in ("checkpoints", "eval"):
             (self.dir / sub).mkdir(parents=True, exist_ok=True)
         (self.dir / "config.yaml").write_text(to_yaml(cfg))
         if resume is not None:
             self._rewind(resume.stage, resume.step)
+        elif cfg.resume == "auto":
+            self._rewind(None, 0)
         self._metrics = (self.dir / "metrics.jsonl").open("a", encoding="utf-8")
         self._ledger = (self.dir / "ledger.jsonl").open("a", encoding="utf-8")
         self._wandb = self._start_wandb(cfg, resuming=resume is not None)
         self._axes: set[str] = set()
 
-    def _rewind(self, stage: str, step: int) -> None:
-        """Keep metrics.jsonl and ledger.jsonl up to their record of (stage, step), written just before
-        that checkpoint, plus evaluation records (their reports are reused, not recomputed)."""
+    def _rewind(self, stage: str | None, step: int) -> None:
+        """Keep metrics.jsonl and ledger.jsonl up to their record of (stage, step), written just before that
+        checkpoint (stage None: none of it), plus evaluation records (their reports are reused, not recomputed)."""
+        after = f"{stage} step {step}" if stage is not None else "the start (no checkpoint to continue from)"
         for name in ("metrics.jsonl", "ledger.jsonl"):
             path = self.dir / name
             if not path.is_file():
@@ -65,7 +70,7 @@ class RunTracker:
             kept = lines[:keep] + [line for line in lines[keep:] if json.loads(line)["stage"].startswith("eval/")]
             dropped = len(lines) - len(kept)
             if dropped:
-                log.info("resume: dropping %d %s records logged after %s step %d", dropped, name, stage, step)
+                log.info("resume: dropping %d %s records logged after %s", dropped, name, after)
                 tmp = path.with_suffix(".jsonl.tmp")
                 tmp.write_text("".join(kept), encoding="utf-8")
                 tmp.replace(path)
@@ -149,6 +154,21 @@ class RunTracker:
         tmp.write_text(json.dumps(report, indent=2))
         tmp.replace(path)
         return path
+
+    def write_repeat(self, label: str, report: dict) -> Path:
+        """A repeated evaluation of `label`'s model, as eval/repeats/<label>-<n>.json with the next free n:
+        beside the first report, which stays as it is (eval/*.json are the run's columns; repeats are not)."""
+        folder = self.dir / "eval" / "repeats"
+        folder.mkdir(parents=True, exist_ok=True)
+        n = 1
+        while True:
+            path = folder / f"{label}-{n}.json"
+            try:
+                with path.open("x") as f:  # never replaces an earlier repeat
+                    f.write(json.dumps(report, indent=2))
+                return path
+            except FileExistsError:
+                n += 1
 
     def close(self) -> None:
         self._metrics.close()
