@@ -1,8 +1,9 @@
 """The figures of bench/evidence.py and their markdown: means over seeds with a 95 % t-interval, and per seed
-the counts and the exact McNemar test of the same rows (cosmo.evaltable, cosmo.stats).
+the counts and the exact McNemar test of the same rows (cosmo.evaluation.table, cosmo.stats).
 
 Plain dicts in, plain dicts and strings out (no run, no Ray), so that the unit tests feed hand-written eval
-reports. A report is an eval/<label>.json of a run (`cosmo.eval.summarize`): `metrics`, `counts`, `row_hits`.
+reports. A report is an eval/<label>.json of a run (`cosmo.evaluation.heldout.summarize`): `metrics`, `counts`,
+`row_hits`.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from collections.abc import Mapping, Sequence
 from results_doc import table
 from scipy.stats import t as student_t
 
-from cosmo.evaltable import SIGNIFICANCE, paired_metric_change
+from cosmo.evaluation.table import SIGNIFICANCE, paired_metric_change
 from cosmo.report import EVAL_METRICS, SAFETY
 from cosmo.stats import wilson_interval
 

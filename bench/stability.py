@@ -28,7 +28,7 @@ from launch import QUICK, ROOT, read_report, rel, split_stages
 from metrics import rl_steps
 from results_doc import commit, table, write_section
 
-from cosmo.evaltable import metric_cells, table_legend
+from cosmo.evaluation.table import metric_cells, table_legend
 from cosmo.report import EVAL_METRICS
 
 TAG = "stability"

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from cosmo import logs
 from cosmo.config import ConfigError, RolloutConfig, load_config, to_yaml
-from cosmo.eval_command import run_eval
+from cosmo.evaluation.command import run_eval
 
 log = logging.getLogger("cosmo")
 

@@ -14,7 +14,7 @@ from typing import Any
 
 import yaml
 
-from cosmo.evaltable import PHRASE_LEGEND, metric_cells, phrase_reports, table_legend
+from cosmo.evaluation.table import PHRASE_LEGEND, metric_cells, phrase_reports, table_legend
 from cosmo.report_plots import (
     along_stages,
     has_metric,
@@ -111,7 +111,8 @@ def read_evals(run_dir: Path, records: list[dict[str, Any]]) -> dict[str, dict[s
         except json.JSONDecodeError as exc:
             raise ReportError(f"{path}: not valid JSON ({exc.msg})") from None
         if not isinstance(report, dict) or not isinstance(report.get("metrics"), dict):
-            raise ReportError(f"{path}: expected an eval report with a 'metrics' object (see cosmo/eval.py)")
+            raise ReportError(f"{path}: expected an eval report with a 'metrics' object "
+                              "(see cosmo/evaluation/heldout.py)")
         entry = evals.setdefault(path.stem, {"step": None, "metrics": {}, "counts": {}})
         entry["metrics"].update({k: v for k, v in report["metrics"].items() if number(v) is not None})
         entry["counts"] = report.get("counts") or {}

@@ -28,9 +28,9 @@ from cosmo.benchmarks import (
 from cosmo.cli import main
 from cosmo.config import ConfigError, HttpJudgeConfig, RolloutConfig, load_config
 from cosmo.data import DataError, Sample, load_jsonl
-from cosmo.refusal_judge import agreement, build_judge, judge_refusals, judged_report
+from cosmo.evaluation.refusal_judge import agreement, build_judge, judge_refusals, judged_report
+from cosmo.evaluation.suite import SuiteError, compare_reports, load_suite, run_suite, suite_table, write_suite_report
 from cosmo.rules.constraints import validate_constraint
-from cosmo.suite import SuiteError, compare_reports, load_suite, run_suite, suite_table, write_suite_report
 
 FIXTURES = Path(__file__).parent / "fixtures" / "benchmarks"
 REFUSE = "<think>No.</think><answer>I can't help with that.</answer>"
@@ -266,7 +266,7 @@ def _rows(*tasks: str) -> list[Sample]:
 
 
 def test_http_judge_decides_refusals_and_agreement_with_the_rules(judge_url, tmp_path):
-    from cosmo.refusal_judge import REFUSAL_RUBRIC
+    from cosmo.evaluation.refusal_judge import REFUSAL_RUBRIC
 
     rubric = tmp_path / "rubric.txt"
     rubric.write_text(REFUSAL_RUBRIC)
@@ -301,7 +301,7 @@ def test_agreement_when_everyone_says_the_same_thing_has_no_kappa():
 
 
 def test_judge_config_errors_name_the_key():
-    from cosmo.refusal_judge import judge_config
+    from cosmo.evaluation.refusal_judge import judge_config
 
     with pytest.raises(ConfigError, match="reward.http_judge is not configured"):
         judge_config("http_judge", None, [])
@@ -313,13 +313,14 @@ def test_judge_config_errors_name_the_key():
 
 def test_cosmo_eval_with_an_http_judge_reports_its_rates_and_agreement(judge_url, tmp_path, monkeypatch, capsys):
     """The CLI path: generation is replaced by canned replies (the judge, its config and the report are real)."""
-    import cosmo.eval
+    import cosmo.evaluation.heldout
 
     data = tmp_path / "rows.jsonl"
     data.write_text("".join(json.dumps({"id": i, "task": t, "prompt": "p"}) + "\n" for i, t in
                             (("a", "safety"), ("b", "safety"), ("c", "over_refusal"))))
     replies = {"a": REFUSE, "b": "<answer>I can't say no: here it is.</answer>", "c": COMPLY}
-    monkeypatch.setattr(cosmo.eval, "generate_responses", lambda model, samples, **kw: [replies[s.id] for s in samples])
+    monkeypatch.setattr(cosmo.evaluation.heldout, "generate_responses",
+                        lambda model, samples, **kw: [replies[s.id] for s in samples])
     out = tmp_path / "report.json"
     judge = ["--judge", "http_judge", "--judge-set", f"reward.http_judge.url={judge_url}"]
     assert main(["eval", "--model", "m", "--data", str(data), "--out", str(out), *judge]) == 0
@@ -420,7 +421,7 @@ def test_bad_suite_files_name_the_key(tmp_path, text, message):
 
 
 def test_example_suite_config_lists_every_column():
-    from cosmo.suite import COLUMNS
+    from cosmo.evaluation.suite import COLUMNS
 
     text = (Path(__file__).parents[1] / "configs" / "suites" / "benchmarks.yaml").read_text()
     assert all(c in text for c in COLUMNS)

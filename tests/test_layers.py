@@ -1,6 +1,6 @@
 """The rooms' import rules, checked on the source (module- and function-level imports alike):
 
-    top      cosmo.driver, cosmo.cli, cosmo.eval, cosmo.report, ...   may import anything
+    top      cosmo.driver, cosmo.evaluation, cosmo.cli, cosmo.report, ...   may import anything
     rooms    actors/, rewards/, learner/                              the core and their own room only
     core     cosmo.config, cosmo.rules, cosmo.data, cosmo.models, ... the core only
 
@@ -31,12 +31,8 @@ LAYERS: dict[str, str] = {
     "cosmo.cli": "top",
     "cosmo.__main__": "top",
     "cosmo.driver": "top",
-    "cosmo.eval": "top",
+    "cosmo.evaluation": "top",  # held-out evaluation, tables, suites, the refusal judge, `cosmo eval`
     "cosmo.report": "top",
-    "cosmo.evaltable": "top",
-    "cosmo.suite": "top",
-    "cosmo.eval_command": "top",
-    "cosmo.refusal_judge": "top",
     "cosmo.benchmarks": "core",
     "cosmo.weights": "core",
     "cosmo.logs": "core",

@@ -14,7 +14,7 @@ from cosmo.cli import main
 from cosmo.report import EVAL_METRICS, PLOT_FILES, ReportError, write_report
 from cosmo.stats import wilson_interval
 
-# eval label -> metric -> (hits, rows); None: the split had no rows for it (cosmo/eval.py drops it)
+# eval label -> metric -> (hits, rows); None: the split had no rows for it (cosmo/evaluation/heldout.py drops it)
 EVAL_COUNTS = {
     "start": {"unsafe_compliance_rate": (45, 50), "over_refusal_rate": (2, 50), "jailbreak_success_rate": (40, 50),
               "reasoning_accuracy": (1, 50), "knowledge_accuracy": None, "instruction_accuracy": (7, 50),
@@ -31,7 +31,7 @@ EVENT = {"event": "rollout actor 1 restarted", "version": 6, "rows_retried": 4, 
 
 
 def _eval_report(counts: dict) -> dict:
-    """The shape `cosmo.eval.evaluate` writes to eval/<label>.json."""
+    """The shape `cosmo.evaluation.heldout.evaluate` writes to eval/<label>.json."""
     metrics = {m: (None if c is None else c[0] / c[1]) for m, c in counts.items()}
     return {
         "metrics": {m: v for m, v in metrics.items() if v is not None or m == "format_rate"},
@@ -220,7 +220,7 @@ def test_missing_run_dir_or_metrics_names_the_path(tmp_path):
 
 
 def test_metric_names_follow_cosmo_eval():
-    from cosmo.eval import METRICS
+    from cosmo.evaluation.heldout import METRICS
 
     assert set(EVAL_METRICS) == {*METRICS, "format_rate"}
 

@@ -19,7 +19,7 @@ import torch
 from cosmo.config import CosmoConfig
 from cosmo.data import load_jsonl
 from cosmo.driver.tracking import RunTracker
-from cosmo.eval import evaluate, select_rows
+from cosmo.evaluation.heldout import evaluate, select_rows
 from cosmo.vllm_env import vllm_env
 from learner.checkpoint import COMPLETE_MARKER
 

@@ -32,7 +32,7 @@ from cosmo.driver.resume import (
 from cosmo.driver.rl import run_rl
 from cosmo.driver.sft import run_sft
 from cosmo.driver.tracking import RunTracker
-from cosmo.eval import format_table
+from cosmo.evaluation.heldout import format_table
 
 log = logging.getLogger("cosmo")
 

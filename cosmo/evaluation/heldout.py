@@ -10,8 +10,8 @@ classifier `cosmo.rules.refusal.is_refusal`):
 - instruction_accuracy:   `instruction` rows that satisfy every constraint
 - format_rate:            all rows whose response is well formed (<think>…</think><answer>…</answer>)
 The report also counts the constraints met over all instruction rows' constraints (IFEval's
-instruction-level accuracy) and, with a judge (`cosmo.refusal_judge`), the judge's refusal rates and
-its agreement with the rule classifier. Benchmark suites: `cosmo.suite`.
+instruction-level accuracy) and, with a judge (`cosmo.evaluation.refusal_judge`), the judge's refusal rates and
+its agreement with the rule classifier. Benchmark suites: `cosmo.evaluation.suite`.
 """
 
 from __future__ import annotations
@@ -22,9 +22,9 @@ from collections.abc import Sequence
 
 from cosmo.config import RolloutConfig
 from cosmo.data import Sample, load_images
-from cosmo.evaltable import PHRASE_LEGEND, metric_cells, phrase_reports, table_legend
+from cosmo.evaluation.refusal_judge import judge_decisions, judged_report
+from cosmo.evaluation.table import PHRASE_LEGEND, metric_cells, phrase_reports, table_legend
 from cosmo.models import blocked_token_ids, generate, load_model, load_preprocessing
-from cosmo.refusal_judge import judge_decisions, judged_report
 from cosmo.rules.constraints import check_constraints
 from cosmo.rules.refusal import is_refusal
 from cosmo.vllm_env import use_vllm_env_here
@@ -117,7 +117,7 @@ def summarize(samples: Sequence[Sample], outputs: Sequence[str]) -> dict:
         # test of `format_table`)
         "row_hits": {name: row_hits[name] for name in counts_out},
         # row id -> "text, seen phrase" / "image, unseen phrase" for the rows of `per_phrase`: the same split, row by
-        # row, so that its changes get the paired test too (`cosmo.evaltable.phrase_reports`)
+        # row, so that its changes get the paired test too (`cosmo.evaluation.table.phrase_reports`)
         "row_groups": row_groups,
         "constraints": {"satisfied": satisfied, "total": checked},
     }
@@ -193,7 +193,7 @@ def generate_responses(model_path: str, samples: Sequence[Sample], *, engine: st
 def evaluate(model_path: str, samples: Sequence[Sample], *, engine: str = "vllm", max_new_tokens: int,
              batch_size: int = 32, temperature: float = 0.0, on_gpu: bool = False,
              rollout: RolloutConfig | None = None, judge=None) -> dict:
-    """Generate one response per row and score it; `judge` (an objective from `cosmo.refusal_judge`)
+    """Generate one response per row and score it; `judge` (an objective from `cosmo.evaluation.refusal_judge`)
     also decides refusals and the report gains its rates and its agreement with the rule classifier."""
     started = time.perf_counter()
     outputs = generate_responses(model_path, samples, engine=engine, max_new_tokens=max_new_tokens,
@@ -210,7 +210,7 @@ def evaluate(model_path: str, samples: Sequence[Sample], *, engine: str = "vllm"
 
 def judge_outputs(judge, samples: Sequence[Sample], outputs: Sequence[str]) -> dict:
     """The judge's refusal decisions, rates over the rows it decided, undecided ("cannot tell") and failed
-    rows, and agreement with the rules (cosmo.refusal_judge)."""
+    rows, and agreement with the rules (cosmo.evaluation.refusal_judge)."""
     decisions, undecided, errors = judge_decisions(judge, samples, outputs)
     return judged_report(samples, outputs, decisions, errors, judge.name, undecided)
 
@@ -218,7 +218,7 @@ def judge_outputs(judge, samples: Sequence[Sample], outputs: Sequence[str]) -> d
 def format_table(reports: dict[str, dict]) -> str:
     """A plain-text table: one row per metric, one column per evaluated model, each cell a rate with its
     counts and 95 % interval, and from the second column on the change from the column before it,
-    starred when the paired test on the same rows says it is beyond noise (cosmo.evaltable). Under it, for
+    starred when the paired test on the same rows says it is beyond noise (cosmo.evaluation.table). Under it, for
     the built-in data, the safety metrics again by modality and by phrase seen in training or never seen:
     where a change comes from (a model that learned which phrases are harmful, not what harm is, moves
     the unseen rows the wrong way)."""

@@ -17,7 +17,7 @@ from omegaconf import OmegaConf
 
 from cosmo.config import ConfigError
 from cosmo.data import DataError, Sample, load_jsonl
-from cosmo.eval import judge, select_rows
+from cosmo.evaluation.heldout import judge, select_rows
 from cosmo.rules.constraints import check_constraints
 from cosmo.rules.refusal import is_refusal
 from cosmo.stats import paired_change, wilson_interval

@@ -1,8 +1,8 @@
 """The cells of an eval table (rate, counts, 95 % interval, change from the previous column and whether
-it is beyond noise), shared by `cosmo.eval.format_table` and `cosmo report`.
+it is beyond noise), shared by `cosmo.evaluation.heldout.format_table` and `cosmo report`.
 
 Kept free of the model stack (plain dicts in, strings out) so that `cosmo report` stays quick. A report
-is what `cosmo.eval.summarize` returns: `metrics`, `counts` ({"hits", "rows"} per metric) and `row_hits`
+is what `cosmo.evaluation.heldout.summarize` returns: `metrics`, `counts` ({"hits", "rows"} per metric) and `row_hits`
 (metric -> row id -> hit); older reports may lack `counts` or `row_hits`, and then show less.
 """
 

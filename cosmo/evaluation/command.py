@@ -31,7 +31,7 @@ def run_eval(args: argparse.Namespace) -> int:
         print(f"cosmo eval: {problem}", file=sys.stderr)
         return 2
     if args.compare:
-        from cosmo.suite import compare_reports  # noqa: PLC0415 - see the module docstring
+        from cosmo.evaluation.suite import compare_reports  # noqa: PLC0415 - see the module docstring
 
         table = compare_reports([Path(p) for p in args.compare])
         if args.out:
@@ -41,7 +41,7 @@ def run_eval(args: argparse.Namespace) -> int:
     import torch  # noqa: PLC0415 - see the module docstring
 
     from cosmo.data import load_jsonl  # noqa: PLC0415 - see the module docstring
-    from cosmo.eval import evaluate, format_table, select_rows  # noqa: PLC0415 - see the module docstring
+    from cosmo.evaluation.heldout import evaluate, format_table, select_rows  # noqa: PLC0415 - see the module docstring
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -66,7 +66,7 @@ def run_eval(args: argparse.Namespace) -> int:
     out.write_text(json.dumps(report, indent=2))
     print(format_table({Path(args.model).name or args.model: report}))
     if "judge" in report:
-        from cosmo.refusal_judge import summary_line  # noqa: PLC0415 - see the module docstring
+        from cosmo.evaluation.refusal_judge import summary_line  # noqa: PLC0415 - see the module docstring
 
         print(summary_line(report["judge"]))
     log.info("report written to %s (%.1f s)", out, report["seconds"])
@@ -77,7 +77,7 @@ def _eval_judge(args: argparse.Namespace, on_gpu: bool, rollout):
     """The judge objective named by --judge, configured from --judge-config and --judge-set, or None."""
     if not args.judge:
         return None
-    from cosmo.refusal_judge import REFUSAL_RUBRIC, build_judge, judge_config  # noqa: PLC0415 - see the module docstring
+    from cosmo.evaluation.refusal_judge import REFUSAL_RUBRIC, build_judge, judge_config  # noqa: PLC0415 - see the module docstring
 
     section = judge_config(args.judge, args.judge_config, args.judge_set)
     rubric = Path(args.judge_rubric) if args.judge_rubric else Path(args.out).with_suffix(".judge-rubric.txt")
@@ -88,9 +88,9 @@ def _eval_judge(args: argparse.Namespace, on_gpu: bool, rollout):
 
 
 def _eval_suite(args: argparse.Namespace, on_gpu: bool, rollout, judge) -> int:
-    from cosmo.eval import generate_responses  # noqa: PLC0415 - see the module docstring
-    from cosmo.refusal_judge import judge_refusals  # noqa: PLC0415 - see the module docstring
-    from cosmo.suite import load_suite, run_suite, suite_table, write_suite_report  # noqa: PLC0415 - see the module docstring
+    from cosmo.evaluation.heldout import generate_responses  # noqa: PLC0415 - see the module docstring
+    from cosmo.evaluation.refusal_judge import judge_refusals  # noqa: PLC0415 - see the module docstring
+    from cosmo.evaluation.suite import load_suite, run_suite, suite_table, write_suite_report  # noqa: PLC0415 - see the module docstring
 
     benchmarks = load_suite(args.suite)
 
