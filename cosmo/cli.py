@@ -92,6 +92,14 @@ def _cmd_data_augment(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_data_distill(args: argparse.Namespace) -> int:
+    from cosmo.evaluation.distill import distill_file  # noqa: PLC0415 - see the module docstring
+
+    path = distill_file(args.model, args.data, args.out, engine=args.engine, max_new_tokens=args.max_new_tokens)
+    log.info("distilled training file: %s", path)
+    return 0
+
+
 def _cmd_data_import(args: argparse.Namespace) -> int:
     from cosmo.benchmarks import IMPORTERS  # noqa: PLC0415 - see the module docstring
 
@@ -319,6 +327,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--rl-only-harmful-phrases", type=int, default=0,
                    help="harmful phrases kept out of the train rows and used only in the RL pool")
     p.set_defaults(fn=_cmd_data_build)
+
+    p = data.add_parser("distill", help="fill the SFT targets of rows marked needs_distill with a model's own answers",
+                        description="Write DATA's rows to OUT with every row whose meta.needs_distill is true "
+                        "answered by MODEL (greedy), as <think></think><answer>its answer</answer>: the "
+                        "`world` profile's benign training rows, so that SFT teaches refusing and nothing else "
+                        "(docs/data-format.md). DATA is not modified.")
+    p.add_argument("--model", required=True, help="the start model (HF checkpoint directory)")
+    p.add_argument("--data", required=True, help="training JSONL with rows marked meta.needs_distill")
+    p.add_argument("--out", required=True, help="output JSONL (not DATA)")
+    p.add_argument("--engine", choices=("vllm", "hf"), default="vllm", help="generation engine (default %(default)s)")
+    p.add_argument("--max-new-tokens", type=int, default=128, help="tokens per answer (default %(default)s)")
+    p.set_defaults(fn=_cmd_data_distill)
 
     from cosmo.data.augment import AugmentOptions  # noqa: PLC0415 - see the module docstring
 
