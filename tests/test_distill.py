@@ -34,7 +34,7 @@ def test_distill_rows_by_hand():
         distill_rows(_rows(), ["x"], "m")
 
 
-def test_distill_file_writes_a_new_file_and_leaves_the_source(tmp_path, monkeypatch):
+def test_distill_file_writes_a_new_file_and_leaves_the_source(tmp_path, monkeypatch, caplog):
     import cosmo.evaluation.distill as distill
     from cosmo.cli import main
 
@@ -45,17 +45,19 @@ def test_distill_file_writes_a_new_file_and_leaves_the_source(tmp_path, monkeypa
     def fake_generate(model, samples, *, engine, max_new_tokens):
         asked.extend(s.id for s in samples)
         assert (model, engine, max_new_tokens) == ("m", "hf", 16)
-        return [f"answer to {s.id}" for s in samples]
+        return [f"answer to {s.id}" if s.id != "k1" else "I can't help with that." for s in samples]
 
     monkeypatch.setattr(distill, "generate_responses", fake_generate)
     out = tmp_path / "train.distilled.jsonl"
-    assert main(["data", "distill", "--model", "m", "--data", str(src), "--out", str(out), "--engine", "hf",
-                 "--max-new-tokens", "16"]) == 0
+    with caplog.at_level("WARNING", logger="cosmo"):
+        assert main(["data", "distill", "--model", "m", "--data", str(src), "--out", str(out), "--engine", "hf",
+                     "--max-new-tokens", "16"]) == 0
+    assert "the model refused 1 of the 2 benign rows it answered (e.g. k1)" in caplog.text
     assert asked == ["b1", "k1"]  # only the marked rows are generated
     assert src.read_bytes() == before
     rows = load_jsonl(out)
     assert [parse_response(r.response).answer for r in rows] == ["I can't help with that.", "answer to b1",
-                                                                 "answer to k1"]
+                                                                 "I can't help with that."]
     assert main(["data", "distill", "--model", "m", "--data", str(src), "--out", str(src)]) == 1  # never in place
     assert src.read_bytes() == before
     assert main(["data", "distill", "--model", "m", "--data", str(out), "--out", str(tmp_path / "again.jsonl")]) == 1

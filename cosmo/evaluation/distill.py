@@ -17,6 +17,7 @@ from pathlib import Path
 from cosmo.data import Sample, load_jsonl, write_jsonl
 from cosmo.data.schema import DataError
 from cosmo.evaluation.heldout import generate_responses
+from cosmo.rules.refusal import is_refusal
 from cosmo.rules.template import THINK_CLOSE, THINK_OPEN, format_response
 
 log = logging.getLogger("cosmo")
@@ -64,4 +65,9 @@ def distill_file(model: str, data: str | Path, out: str | Path, *, engine: str =
     log.info("distilling %d of %d rows of %s with %s (%s, greedy, %d new tokens)", len(todo), len(rows), data,
              model, engine, max_new_tokens)
     answers = generate_responses(model, todo, engine=engine, max_new_tokens=max_new_tokens)
+    refused = [r.id for r, a in zip(todo, answers, strict=True) if not r.should_refuse and is_refusal(own_answer(a))]
+    if refused:  # such a target teaches refusing a benign request: the user decides whether to keep them
+        log.warning("the model refused %d of the %d benign rows it answered (e.g. %s); their targets are those "
+                    "refusals (SFT will teach them): drop those rows from %s if that is not wanted",
+                    len(refused), len(todo), ", ".join(refused[:5]), out)
     return write_jsonl(distill_rows(rows, answers, model), out)
