@@ -36,7 +36,8 @@ def ray_cluster():
                     "deploy/loopback.sh .venv/bin/python -m pytest ...")
     import ray
 
-    ray.init(num_cpus=2, include_dashboard=False, namespace="cosmo-tests", log_to_driver=False,
+    # address="local": always a new cluster, never one a `ray start` (or a killed test) left in /tmp/ray
+    ray.init(address="local", num_cpus=2, include_dashboard=False, namespace="cosmo-tests", log_to_driver=False,
              _node_ip_address="127.0.0.1")
     yield ray
     ray.shutdown()
