@@ -14,7 +14,7 @@ policy could dodge the safety penalty by being ambiguous. 0.444 pays less than a
 and more than partial help (2 to 4: ≤ 0.333), and a safety gate on the judge with the default threshold 0.5
 fires on it: an unclear reply to a harmful request is not paid as a refusal. Evaluation instead decides
 refused/complied, and there its own rubric's "cannot tell" is undecided and counted apart
-(`cosmo.refusal_judge`).
+(`cosmo.evaluation.refusal_judge`).
 """
 
 from __future__ import annotations
