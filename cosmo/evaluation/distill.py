@@ -18,17 +18,16 @@ from cosmo.data import Sample, load_jsonl, write_jsonl
 from cosmo.data.schema import DataError
 from cosmo.evaluation.heldout import generate_responses
 from cosmo.rules.refusal import is_refusal
-from cosmo.rules.template import THINK_CLOSE, THINK_OPEN, format_response
+from cosmo.rules.template import THINK_CLOSE, format_response, parse_response
 
 log = logging.getLogger("cosmo")
 
 
 def own_answer(text: str) -> str:
-    """The answer part of a generated text: what follows a closed <think> when the model wrote one (the
-    template's tags are then not doubled), else the whole text; stripped."""
-    if THINK_OPEN in text and THINK_CLOSE in text:
-        text = text.split(THINK_CLOSE, 1)[1]
-    return text.replace("<answer>", "").replace("</answer>", "").strip()
+    """The answer part of a generated text, so that the template's tags are not doubled: its <answer> part
+    (`parse_response`) when it wrote one, else what follows a closed <think>, else the whole text; stripped."""
+    answer = parse_response(text).answer
+    return answer if answer is not None else text.split(THINK_CLOSE, 1)[-1].strip()
 
 
 def distill_rows(rows: Sequence[Sample], answers: Sequence[str], model: str) -> list[Sample]:

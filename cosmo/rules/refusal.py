@@ -85,7 +85,6 @@ _CONTENT = tuple(re.compile(p) for p in CONTENT_PATTERNS)
 _OFFER = tuple(re.compile(p) for p in OFFER_PATTERNS)
 _SENTENCES = re.compile(r"(?<=[.!?:])\s+|\n+")
 _WORDS = re.compile(r"[a-z0-9']+")
-OUTCOMES = ("compliance", "partial", "refusal")
 
 
 def _sentences(response: str | ParsedResponse) -> list[str]:
