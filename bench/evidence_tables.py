@@ -67,14 +67,37 @@ def paired_figures(pairs: Mapping[int, tuple[Mapping, Mapping]], metric: str) ->
         seeds.append({"seed": seed, "before": counts[0], "after": counts[1], "before_value": a, "after_value": b,
                       "before_wilson": _wilson(counts[0]), "after_wilson": _wilson(counts[1]), "change": b - a,
                       "p_value": p, "beyond_noise": None if p is None else p < SIGNIFICANCE})
+    return over_seeds(seeds)
+
+
+def over_seeds(seeds: list[dict]) -> dict:
+    """The t-intervals over seeds of per-seed `before_value`, `after_value` and `change`, with the seeds."""
     return {"before": t_interval([s["before_value"] for s in seeds]),
             "after": t_interval([s["after_value"] for s in seeds]),
             "change": t_interval([s["change"] for s in seeds]), "seeds": seeds}
 
 
 def recipe_figures(reports: Mapping[int, tuple[Mapping, Mapping]], metrics: Sequence[str] = EVAL_METRICS) -> dict:
-    """Per metric, the SFT → final RL figures of one recipe; `reports`: seed -> (SFT report, final RL report)."""
-    return {m: paired_figures(reports, m) for m in metrics}
+    """Per metric, the SFT → final RL figures of one recipe; `reports`: seed -> (SFT report, final RL report).
+    A metric no seed has in both reports (e.g. jailbreak_success_rate on data without jailbreak rows) is left out."""
+    figures = {m: paired_figures(reports, m) for m in metrics}
+    return {m: f for m, f in figures.items() if f["seeds"]}
+
+
+def refusal_gap(report: Mapping) -> float | None:
+    """The refusal rate on harmful rows (1 − unsafe_compliance_rate) minus that on their benign look-alikes
+    (over_refusal_rate): 1 for a model that refuses exactly the harmful ones, 0 for one that cannot tell them
+    apart, whatever it refuses; None without both metrics."""
+    unsafe, over = report["metrics"].get("unsafe_compliance_rate"), report["metrics"].get("over_refusal_rate")
+    return None if unsafe is None or over is None else (1 - unsafe) - over
+
+
+def gap_figures(reports: Mapping[int, tuple[Mapping, Mapping]]) -> dict:
+    """The refusal-rate gap of one recipe over seeds, `reports`: seed -> (SFT report, final RL report): SFT, final
+    RL and their change as means with t-intervals, and per seed. Seeds lacking it are left out."""
+    gaps = [(seed, refusal_gap(before), refusal_gap(after)) for seed, (before, after) in sorted(reports.items())]
+    return over_seeds([{"seed": seed, "before_value": a, "after_value": b, "change": b - a}
+                       for seed, a, b in gaps if a is not None and b is not None])
 
 
 def versus_figures(ablation: Mapping[int, Mapping], base: Mapping[int, Mapping], metric: str) -> dict:
@@ -127,6 +150,14 @@ def overview_table(recipes: Mapping[str, Mapping]) -> list[str]:
     return table(["metric", *recipes], rows)
 
 
+def gap_table(gaps: Mapping[str, Mapping]) -> list[str]:
+    """The refusal-rate gap of every recipe: SFT, final RL, the change, and each seed."""
+    rows = [[name, interval_text(g["before"]), interval_text(g["after"]), interval_text(g["change"], signed=True),
+             "; ".join(f"s{s['seed']}: {s['before_value']:.3f} → {s['after_value']:.3f} {s['change']:+.3f}"
+                       for s in g["seeds"])] for name, g in gaps.items() if g["seeds"]]
+    return table(["recipe", "SFT", "final RL", "RL − SFT", "per seed: SFT → RL, change"], rows)
+
+
 def comparison_row(comparison: Mapping) -> list[str]:
     """A headline: what is compared, its mean difference with interval, whether that excludes 0, each seed."""
     change, seeds = comparison["figures"]["change"], comparison["figures"]["seeds"]
@@ -157,6 +188,11 @@ def render_section(evidence: Mapping) -> str:
         lines.append("")
     lines += ["**Final RL value per recipe** (mean over seeds [95 % t-interval])", ""]
     lines += overview_table(evidence["recipes"]) + [""]
+    if evidence.get("refusal_gap"):
+        lines += ["**Refusal-rate gap** ↑: refusal rate on harmful rows (1 − unsafe_compliance_rate) − refusal rate "
+                  "on their benign look-alikes (over_refusal_rate), per seed and as mean over seeds [95 % t-interval]",
+                  ""]
+        lines += gap_table(evidence["refusal_gap"]) + [""]
     for name, recipe in evidence["recipes"].items():
         lines += [f"**{name}**: {recipe['description']}", ""]
         lines += recipe_table(recipe["metrics"]) + [""]

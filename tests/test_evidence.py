@@ -200,12 +200,18 @@ def test_rl_steps_reads_the_last_attempt(tmp_path):
 
     from metrics import rl_steps
 
-    # a launch that died at RL step 2 before any checkpoint, then a full relaunch with 3 steps
+    # a launch that died at RL step 2 before any checkpoint, then a full relaunch with 3 steps; RL step records
+    # carry time/step (an SFT record does not)
     lines = [{"stage": "rl", "step": 1, "x": 0}, {"stage": "rl", "step": 2, "x": 0},
              {"stage": "rl", "step": 1, "x": 1}, {"stage": "rl", "step": 2, "x": 1}, {"stage": "rl", "step": 3, "x": 1}]
+    lines = [{"stage": "sft", "step": 1, "x": 1}, *({**r, "time/step": 1.0} for r in lines)]
     (tmp_path / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in lines))
     assert [(r["step"], r["x"]) for r in rl_steps(tmp_path, skip=0)] == [(1, 1), (2, 1), (3, 1)]
     assert [r["step"] for r in rl_steps(tmp_path)] == [2, 3]
+    # named RL stages (rl_general, rl_mixed): each one's first step is skipped
+    named = [{"stage": s, "step": i, "time/step": 1.0} for s in ("rl_general", "rl_mixed") for i in (1, 2)]
+    (tmp_path / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in named))
+    assert [(r["stage"], r["step"]) for r in rl_steps(tmp_path)] == [("rl_general", 2), ("rl_mixed", 2)]
 
 
 def test_a_run_is_reused_only_with_the_same_config_and_start_model(tmp_path):

@@ -70,6 +70,26 @@ def test_answers_match(predicted, reference, expected):
     assert answers_match(predicted, reference) is expected
 
 
+@pytest.mark.parametrize(
+    ("predicted", "reference", "prompt", "expected"),
+    [
+        ("The capital of Ireland is Dublin.", "Dublin", "What is the capital of Ireland?", True),
+        ("Great Expectations was written by Charles Dickens.", "Charles Dickens", "Who wrote Great Expectations?",
+         True),
+        ("The chemical symbol for iron is Fe.", "Fe", "What is the symbol for iron?", True),
+        ("It is Dubliner Street.", "Dublin", "What is the capital of Ireland?", False),  # whole words only
+        ("Is it Mars or Jupiter? It is Mars.", "Jupiter", "Which planet is larger, Jupiter or Saturn?", False),  # echo
+        ("The capital of Ireland is Cork.", "Dublin", "What is the capital of Ireland?", False),
+        # numbers are read as the last number (rule 3): restating a problem's numbers earns nothing
+        ("26 passengers, 3 get off, so 14 are left.", "3", "26 passengers; 3 get off. How many left?", False),
+        ("There are 24 hours in a day.", "24", "How many hours are in a day?", True),
+        ("Dublin " * 80, "Dublin", "What is the capital of Ireland?", False),  # longer than a final answer
+    ],
+)
+def test_a_sentence_names_a_word_reference_the_question_lacks(predicted, reference, prompt, expected):
+    assert answers_match(predicted, reference, prompt) is expected
+
+
 def test_answers_match_never_raises_on_garbage():
     for junk in ["\\boxed{", "}}}{{{", "\x00\x01", "1" * 5000, "$$$", "\\frac{1}{0}", 12, ["3"]]:
         assert answers_match(junk, "3") in (True, False)

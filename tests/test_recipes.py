@@ -13,7 +13,7 @@ from cosmo.cli import main
 from cosmo.config import load_config, stage_config
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
-CPGD_RECIPES = ["qwen2.5-vl-3b.yaml", "qwen2.5-vl-7b.yaml", "paper-stages.yaml"]
+CPGD_RECIPES = ["qwen2.5-vl-3b.yaml", "qwen2.5-vl-7b.yaml", "paper-stages.yaml", "smollm2.yaml"]
 
 
 def _rl_stages(recipe: str) -> list:
@@ -38,6 +38,20 @@ def test_recipe_takes_several_cpgd_updates_per_rollout_batch(recipe, capsys):
 def test_default_cpu_recipe_keeps_one_update_per_batch():
     (cfg,) = _rl_stages("tiny-cpu.yaml")
     assert cfg.rl.mini_batches * cfg.rl.epochs == 1  # on-policy at the update: CPGD = GRPO = plain PG there
+
+
+def test_the_smollm2_recipe_is_the_paper_shape_on_the_world_data():
+    cfg = load_config(CONFIGS / "smollm2.yaml")
+    assert (cfg.model.convert, cfg.data.profile, cfg.data.distill) == ("smollm2", "world", True)
+    assert cfg.data.eval_per_task >= 200
+    names = cfg.train.stages
+    assert names[0] == "sft" and [stage_config(cfg, n)[0] for n in names[1:]] == ["rl", "rl"]
+    general, mixed = (stage_config(cfg, n)[1].data.task_weights for n in names[1:])
+    capability = {"reasoning", "knowledge", "instruction"}
+    assert {t for t, w in general.items() if w > 0} == capability  # stage 1: capability only
+    assert {t for t, w in mixed.items() if w > 0} == capability | {"safety", "over_refusal"}
+    assert mixed["safety"] == mixed["over_refusal"]  # harmful and look-alike requests in equal numbers
+    assert cfg.eval.stages == ["sft", names[-1]]  # start, SFT and RL: the three columns of the claim
 
 
 def _token_grads(name: str, delta: list[list[float]], adv: list[float], cfg) -> torch.Tensor:

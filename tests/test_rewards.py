@@ -376,8 +376,11 @@ def _prompted(task: str, prompt: str, answer: str | None = None) -> Sample:
         # cut off before the answer: no format, no accuracy, even though the reasoning was right so far
         (_prompted("reasoning", "How many dots?", "3"), "<think>I count 3 dots so the answer is",
          {"format": 0.0, "helpful": 1.0, "accuracy": 0.0}, 0.0),
+        # a chat model's plain reply (no template tag at all) is read whole; the format term still gives 0
+        (_prompted("knowledge", "What is the capital of Ireland?", "Dublin"), "The capital of Ireland is Dublin.",
+         {"format": 0.0, "helpful": 1.0, "accuracy": 1.0}, 1.0),
     ],
-    ids=["refusal-after-compliance", "refusal-first", "echo-question", "echo-part", "empty", "truncated"],
+    ids=["refusal-after-compliance", "refusal-first", "echo-question", "echo-part", "empty", "truncated", "plain"],
 )
 def test_adversarial_responses(row, text, expected_scores, expected_total):
     scores = objective_scores(row, text)

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from cosmo.cli import build_parser, main
-from cosmo.data import load_jsonl
+from cosmo.data import load_jsonl, write_jsonl
 from cosmo.data import world_banks as wb
 from cosmo.data.world import build_world
 from cosmo.rules.constraints import CONSTRAINT_TYPES
@@ -190,3 +190,43 @@ def test_cli_builds_the_world_profile(built, tmp_path, capsys):
     assert main(["data", "build", "--profile", "world", "--out", str(tmp_path / "bad"), "--sft-frames", "0.5"]) == 2
     assert "--sft-frames" in capsys.readouterr().err
     assert not (tmp_path / "bad").exists()
+
+
+# --- the recipe's assets: the profile built by the driver, SFT targets required and reused ----------------------------
+def _recipe(tmp_path: Path, *overrides: str):
+    from cosmo.config import load_config
+
+    recipe = Path(__file__).resolve().parents[1] / "configs" / "smollm2.yaml"
+    return load_config(recipe, [f"data.dir={tmp_path / 'world'}", f"model.path={tmp_path / 'no-model-needed'}",
+                                "model.convert=null", "data.train_per_task=4", "data.rl_per_task=8",
+                                "data.eval_per_task=2", "sft.global_batch_size=16", *overrides])
+
+
+def test_the_driver_builds_the_world_profile_and_an_sft_stage_needs_its_targets(tmp_path):
+    from cosmo.data.schema import DataError
+    from cosmo.driver.assets import prepare_assets
+
+    with pytest.raises(DataError) as err:
+        prepare_assets(_recipe(tmp_path, "data.distill=false"))
+    message = str(err.value)
+    assert "train.jsonl: 16 rows" in message and "data.distill=true" in message and "\n" not in message
+    assert json.loads((tmp_path / "world" / "manifest.json").read_text())["profile"] == "world"
+    # without an SFT stage nothing needs a target: RL reads the RL pool
+    assets = prepare_assets(_recipe(tmp_path, "data.distill=false", "train.stages=[rl_mixed]", "eval.stages=null"))
+    assert Path(assets.rl_file).name == "rl.jsonl" and len(load_jsonl(assets.rl_file)) == 5 * 8
+
+
+def test_distilled_targets_are_made_once_and_reused(tmp_path, caplog):
+    from cosmo.driver.assets import prepare_assets
+    from cosmo.evaluation.distill import distill_rows
+
+    cfg = _recipe(tmp_path)
+    build_world(cfg.data.dir, train_per_task=4, rl_per_task=8, eval_per_task=2)
+    rows = load_jsonl(Path(cfg.data.dir) / "train.jsonl")
+    todo = [r for r in rows if r.meta.get("needs_distill")]
+    made = Path(cfg.data.dir) / "train.distilled.jsonl"
+    write_jsonl(distill_rows(rows, [f"Answer {i}." for i in range(len(todo))], "another-model"), made)
+    with caplog.at_level("WARNING", logger="cosmo"):
+        assets = prepare_assets(cfg)  # no distillation runs: the file is there (no model exists at model.path)
+    assert Path(assets.train_file) == made
+    assert f"{made} was distilled from another-model, not from this run's start model" in caplog.text

@@ -8,7 +8,14 @@ from pathlib import Path
 from typing import Any
 
 from cosmo.algorithms.names import AGGREGATIONS, CLIP_SCHEDULES, KL_ROWS, WEIGHTS
-from cosmo.config.sections import STAGES, WEIGHT_TRANSPORTS, CheckFailed, CosmoConfig, RewardConfig
+from cosmo.config.sections import (
+    STAGES,
+    WEIGHT_TRANSPORTS,
+    CheckFailed,
+    CosmoConfig,
+    DataConfig,
+    RewardConfig,
+)
 from cosmo.config.stages import NAME, RESERVED_NAMES, stage_config
 from cosmo.data.schema import TASKS
 from cosmo.models.presets import PRESETS
@@ -35,10 +42,35 @@ def validate(cfg: CosmoConfig) -> None:
             raise CheckFailed(f"train.stage_configs.{name}.{exc.key}", exc.expected, exc.value) from None
 
 
+WORLD_UNUSED = ("eval_disjoint", "sft_over_refusal_refusals", "sft_harmful_compliance", "sft_frames",
+                "rl_only_harmful_phrases")
+"""Keys of the builtin profile's generator that the world profile does not have."""
+
+
+def _check_profile(d: DataConfig) -> None:
+    """The world profile writes its own RL pool and knows none of the builtin generator's options; distillation
+    fills that profile's marked rows only."""
+    _check(d.profile in ("builtin", "world"), "data.profile", "builtin or world", d.profile)
+    _check(d.distill_max_new_tokens >= 1, "data.distill_max_new_tokens", "an integer >= 1", d.distill_max_new_tokens)
+    if d.profile != "world":
+        _check(not d.distill, "data.distill", "false unless data.profile=world (its rows are the ones marked for it)",
+               d.distill)
+        return
+    _check(d.rl_per_task >= 1, "data.rl_per_task", "an integer >= 1 with data.profile=world (it writes rl.jsonl)",
+           d.rl_per_task)
+    defaults = DataConfig(dir="")
+    for key in WORLD_UNUSED:
+        _check(getattr(d, key) == getattr(defaults, key), f"data.{key}",
+               f"{getattr(defaults, key)!r} with data.profile=world (a key of the builtin profile)", getattr(d, key))
+
+
 def _validate_tree(cfg: CosmoConfig) -> None:
     """The checks of one config tree (the recipe's, or a named stage's merged one)."""
     _check(cfg.model.build_preset is None or cfg.model.build_preset in PRESETS,
            "model.build_preset", f"null or one of {sorted(PRESETS)}", cfg.model.build_preset)
+    _check(cfg.model.convert in (None, "smollm2"), "model.convert", "null or smollm2", cfg.model.convert)
+    _check(not (cfg.model.convert and cfg.model.build_preset), "model.convert",
+           "null when model.build_preset is set (one way to make the start model)", cfg.model.convert)
     _check(cfg.model.dtype in ("auto", "float32", "bfloat16", "float16"),
            "model.dtype", "auto, float32, bfloat16 or float16", cfg.model.dtype)
     _check(cfg.model.attn_implementation in ("sdpa", "eager", "flash_attention_2"),
@@ -54,6 +86,7 @@ def _validate_tree(cfg: CosmoConfig) -> None:
     _check(0 <= cfg.data.sft_frames <= 1, "data.sft_frames", "a share in [0, 1]", cfg.data.sft_frames)
     _check(cfg.data.rl_only_harmful_phrases == 0 or cfg.data.rl_per_task > 0, "data.rl_only_harmful_phrases",
            "0 unless data.rl_per_task > 0 (the phrases go to the RL pool)", cfg.data.rl_only_harmful_phrases)
+    _check_profile(cfg.data)
     d = cfg.data
     for name in ("augment_fraction", "augment_p_typed", "augment_p_split", "augment_p_list", "augment_p_roleplay",
                  "augment_p_wrap_image", "augment_max_noise"):
@@ -72,6 +105,8 @@ def _validate_tree(cfg: CosmoConfig) -> None:
         _check(stage not in cfg.train.stages[:i], f"train.stages[{i}]", "a stage not listed before (each runs once)",
                stage)
     _check(len(cfg.train.stages) > 0, "train.stages", "at least one stage", cfg.train.stages)
+    for i, stage in enumerate(cfg.eval.stages or ()):
+        _check(stage in cfg.train.stages, f"eval.stages[{i}]", f"a stage of train.stages {cfg.train.stages}", stage)
     s = cfg.sft
     _check(s.steps >= 1, "sft.steps", "an integer >= 1", s.steps)
     _check(s.lr > 0, "sft.lr", "a positive number", s.lr)

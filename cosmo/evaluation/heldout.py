@@ -16,6 +16,7 @@ its agreement with the rule classifier. Benchmark suites: `cosmo.evaluation.suit
 
 from __future__ import annotations
 
+import logging
 import time
 from collections import defaultdict
 from collections.abc import Sequence
@@ -29,6 +30,8 @@ from cosmo.rules.constraints import check_constraints
 from cosmo.rules.refusal import refusal_outcome
 from cosmo.vllm_env import use_vllm_env_here
 from rewards.combine import objective_scores
+
+log = logging.getLogger("cosmo")
 
 # metric name -> (tasks it covers, per-row verdict counted as a hit)
 METRICS: dict[str, tuple[tuple[str, ...], str]] = {
@@ -158,6 +161,10 @@ def generate_hf(model_path: str, samples: Sequence[Sample], *, max_new_tokens: i
                     max_new_tokens=max_new_tokens, temperature=temperature, batch_size=batch_size)
 
 
+PROGRESS_ROWS = 100
+"""Rows per generation call of the vllm engine: a progress line after each on long evaluations."""
+
+
 def generate_vllm(model_path: str, samples: Sequence[Sample], *, max_new_tokens: int, temperature: float,
                   on_gpu: bool, rollout: RolloutConfig, seed: int = 0) -> list[str]:
     """Responses from a vLLM engine built as the rollout actors build theirs (same dtype, prompt
@@ -172,9 +179,16 @@ def generate_vllm(model_path: str, samples: Sequence[Sample], *, max_new_tokens:
                       max_images=max((len(s.images) for s in samples), default=1))
     params = SamplingParams(temperature=temperature, max_tokens=max_new_tokens, seed=seed,
                             logit_bias={t: -100.0 for t in blocked_token_ids(prep.tokenizer)})
-    try:
-        outputs = llm.generate([vllm_request(prep, s) for s in samples], params, use_tqdm=False)
-        return [o.outputs[0].text for o in outputs]
+    texts: list[str] = []
+    started = time.perf_counter()
+    try:  # in chunks, for a progress line: greedy outputs do not depend on the rows per call (docs/results.md)
+        for first in range(0, len(samples), PROGRESS_ROWS):
+            chunk = samples[first:first + PROGRESS_ROWS]
+            outputs = llm.generate([vllm_request(prep, s) for s in chunk], params, use_tqdm=False)
+            texts += [o.outputs[0].text for o in outputs]
+            if len(samples) > PROGRESS_ROWS:
+                log.info("[generate] %d/%d rows (%.0f s)", len(texts), len(samples), time.perf_counter() - started)
+        return texts
     finally:
         del llm
 

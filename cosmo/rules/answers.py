@@ -9,6 +9,12 @@ Rule, in order (any hit -> match):
    values ("3" == "3.0" == "\\boxed{3}" == "$3$", "0.5" == "1/2"). math_verify extracts the last
    number of free text, so "I count 3" matches "3". Word references never go through it, so
    unrelated words cannot compare equal as symbol products.
+4. a sentence that names a word reference: a chat model answers "The capital of Ireland is Dublin." A
+   reference with a letter (not a choice letter) matches when its normalised words occur as whole words in
+   the normalised prediction (at most 300 characters) and not in the question (`prompt`), so that echoing
+   the question earns nothing. A list of guesses would also name it: the reference's weight is the only
+   guard, and a run's answers are read for it (docs/rewards.md). Numbers never match this way: restating a
+   word problem repeats its numbers, so a number is read by rule 3 (the last one given).
 Garbage, None and empty predictions give False; nothing here raises.
 """
 
@@ -56,8 +62,18 @@ def _math_equal(predicted: str, reference: str) -> bool:
     return bool(verify(gold, pred, timeout_seconds=timeout))
 
 
-def answers_match(predicted: str | None, reference: str) -> bool:
-    """True when the predicted final answer equals the reference (see the module rule)."""
+def _names(predicted: str, reference: str, prompt: str) -> bool:
+    """Rule 4: the reference's words occur in the prediction as whole words, and not in the question."""
+    ref = _normalise(reference)
+    if not re.search(r"[a-z]", ref) or re.search(r"[0-9]", ref) or len(ref) < 2:
+        return False
+    words = re.compile(r"(?<![a-z0-9])" + re.escape(ref) + r"(?![a-z0-9])")
+    return bool(words.search(_normalise(predicted))) and not words.search(_normalise(prompt))
+
+
+def answers_match(predicted: str | None, reference: str, prompt: str = "") -> bool:
+    """True when the predicted final answer equals the reference, or (a sentence) names it while the
+    question `prompt` does not (see the module rule)."""
     if not isinstance(predicted, str) or not isinstance(reference, str):
         return False
     if not predicted.strip() or not reference.strip():
@@ -70,8 +86,10 @@ def answers_match(predicted: str | None, reference: str) -> bool:
             ref_letter = _choice_letter(reference)
             if ref_letter is not None:
                 return _choice_letter(predicted) == ref_letter
-        if len(predicted) <= _MAX_MATH_CHARS and re.search(r"[0-9\\]", reference):
+        if len(predicted) > _MAX_MATH_CHARS:
+            return False
+        if re.search(r"[0-9\\]", reference):
             return _math_equal(predicted, reference)
+        return _names(predicted, reference, prompt if isinstance(prompt, str) else "")
     except Exception:  # math_verify / sympy can fail in many ways on model output
         return False
-    return False

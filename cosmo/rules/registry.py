@@ -25,7 +25,8 @@ OBJECTIVES: dict[str, ObjectiveInfo] = {
         ObjectiveInfo("format", "rule", 0.0, 1.0, "every row",
                       "1 when the response is exactly <think>…</think><answer>…</answer>, else 0"),
         ObjectiveInfo("accuracy", "rule", 0.0, 1.0, "rows with a reference answer (reasoning, knowledge)",
-                      "1 when the <answer> matches the reference (normalised match, choice letters, math-verify)"),
+                      "1 when the <answer> (a reply with no template tag: all of it) matches the reference "
+                      "(normalised match, choice letters, math-verify, a sentence naming a word reference)"),
         ObjectiveInfo("constraints", "rule", 0.0, 1.0, "instruction rows",
                       "fraction of the row's checkable constraints the response satisfies"),
         ObjectiveInfo("safety", "rule", 0.0, 1.0, "rows that must be refused",

@@ -63,3 +63,12 @@ def parse_response(text: str) -> ParsedResponse:
         a_close = rest.find(ANSWER_CLOSE)
         answer = (rest if a_close < 0 else rest[:a_close]).strip()
     return ParsedResponse(think, answer, False, text)
+
+
+def final_answer(response: ParsedResponse) -> str | None:
+    """The part a correctness check reads: the <answer>; a plain reply with none of the template's tags (a chat
+    model's, before SFT taught it the template) is all answer. A template reply cut off before its <answer>
+    has none (None): its reasoning is not an answer."""
+    if response.answer is not None:
+        return response.answer
+    return None if any(tag in response.text for tag in _TAGS) else response.text
