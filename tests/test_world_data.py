@@ -230,3 +230,17 @@ def test_distilled_targets_are_made_once_and_reused(tmp_path, caplog):
         assets = prepare_assets(cfg)  # no distillation runs: the file is there (no model exists at model.path)
     assert Path(assets.train_file) == made
     assert f"{made} was distilled from another-model, not from this run's start model" in caplog.text
+
+
+def test_world_data_built_with_the_run_s_sizes_is_not_reported_stale(tmp_path):
+    from cosmo.driver.assets import stale_builtin_data
+
+    cfg = _recipe(tmp_path)
+    build_world(cfg.data.dir, train_per_task=4, rl_per_task=8, eval_per_task=2)
+    assert stale_builtin_data(Path(cfg.data.dir), cfg.data, cfg.seed) is None
+    bigger = _recipe(tmp_path, "data.eval_per_task=3")
+    assert stale_builtin_data(Path(cfg.data.dir), bigger.data, cfg.seed) == (
+        "[2] rows per task in eval (this run: data.eval_per_task=3)")
+    builtin = _recipe(tmp_path, "data.profile=builtin", "data.distill=false")
+    assert stale_builtin_data(Path(cfg.data.dir), builtin.data, cfg.seed) == (
+        "profile world (this run: data.profile=builtin)")
