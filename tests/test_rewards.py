@@ -65,6 +65,22 @@ def test_prepare_rl_batch_group_advantages_and_exclusion():
         prepare_rl_batch(scored, group_size=3, weight="std")
 
 
+def test_overlong_responses_can_be_left_out_of_the_loss():
+    import dataclasses
+
+    # one group of 4: a cut response scored 0 (its answer never closed), three finished ones 1, 0, 1
+    cut = _scored(0, 0.0)
+    cut = dataclasses.replace(cut, trajectory=dataclasses.replace(cut.trajectory, finish_reason="length"))
+    scored = [cut, _scored(0, 1.0), _scored(0, 0.0), _scored(0, 1.0)]
+    kept, _ = prepare_rl_batch(scored, group_size=4, weight="equal")  # keep: the cut one pulls the mean to 0.5
+    assert [it.advantage for it in kept] == pytest.approx([-0.5, 0.5, -0.5, 0.5])
+    assert not any(it.exclude for it in kept)
+    out, _ = prepare_rl_batch(scored, group_size=4, weight="equal", overlong="exclude")
+    # exclude: it counts at the mean of the others (2/3) and is masked out of the loss
+    assert [it.advantage for it in out] == pytest.approx([0.0, 1 / 3, -2 / 3, 1 / 3])
+    assert [it.exclude for it in out] == [True, False, False, False]
+
+
 def _said(index: int, text: str, total: float) -> Scored:
     traj = Trajectory(index, f"s{index}", [1, 2], [5, 6, 7], [-0.1, -0.2, -0.3], text, "stop", 0)
     return Scored(traj, "over_refusal", {}, total, None)

@@ -18,11 +18,19 @@ if TYPE_CHECKING:
     from cosmo.config import RewardConfig
 
 
+def excluded(scored: Scored, overlong: str = "keep") -> bool:
+    """Out of the loss: a trajectory whose scoring failed, or (`rl.overlong: exclude`, DAPO's overlong filtering)
+    one cut by rollout.max_new_tokens, whose reward judged an unfinished answer: penalising it teaches brevity,
+    not correctness."""
+    return scored.error is not None or (overlong == "exclude" and scored.trajectory.finish_reason == "length")
+
+
 def prepare_rl_batch(
     scored: list[Scored], group_size: int, weight: str, *, reward_cfg: RewardConfig | None = None,
-    refusal_balance: bool = False, strata: Sequence[Hashable] | None = None,
+    refusal_balance: bool = False, strata: Sequence[Hashable] | None = None, overlong: str = "keep",
 ) -> tuple[list[LearnerItem], dict[str, float | None]]:
-    """Group-relative advantages per prompt; trajectories whose scoring failed are excluded.
+    """Group-relative advantages per prompt; trajectories whose scoring failed (and, with `overlong="exclude"`,
+    those cut at the token limit) are excluded.
 
     Trajectories arrive grouped: `group_size` consecutive responses per prompt. An excluded
     trajectory stays in the batch (the learner's batch shape is fixed) with `exclude=True`, which
@@ -33,39 +41,41 @@ def prepare_rl_batch(
     the advantages are then `refusal_balanced` (refusals by `is_refusal`; `strata`: one key per
     trajectory, the same within a group), its pushes in the statistics.
     """
-    rewards = group_rewards(scored, group_size, reward_cfg=reward_cfg)
+    out = [excluded(s, overlong) for s in scored]
+    rewards = group_rewards(scored, group_size, reward_cfg=reward_cfg, out=out)
     adv = group_advantages(rewards, weight)
     balance: dict[str, float] = {}
     if refusal_balance:
         refused = torch.tensor([is_refusal(s.trajectory.text) for s in scored]).view_as(adv)
         adv, balance = refusal_balanced(adv, refused, None if strata is None else list(strata)[::group_size])
     adv = adv.flatten().tolist()
-    items = [LearnerItem(s.trajectory.sample_index, s.trajectory.response_ids, s.trajectory.logprobs, a,
-                         exclude=s.error is not None)
-             for s, a in zip(scored, adv, strict=True)]
+    items = [LearnerItem(s.trajectory.sample_index, s.trajectory.response_ids, s.trajectory.logprobs, a, exclude=x)
+             for s, a, x in zip(scored, adv, out, strict=True)]
     totals = rewards if reward_cfg is None or reward_cfg.normalize == "none" else group_rewards(scored, group_size)
     return items, {**reward_stats(scored, totals), **balance}
 
 
-def group_rewards(scored: list[Scored], group_size: int, *, reward_cfg: RewardConfig | None = None) -> torch.Tensor:
-    """Rewards as [groups, group_size]; a failed trajectory counts at its group's mean of valid ones.
+def group_rewards(scored: list[Scored], group_size: int, *, reward_cfg: RewardConfig | None = None,
+                  out: Sequence[bool] | None = None) -> torch.Tensor:
+    """Rewards as [groups, group_size]; a failed trajectory (or one marked in `out`: left out of the loss) counts
+    at its group's mean of valid ones.
 
     The totals, or with `reward_cfg.normalize == "decoupled"` the decoupled group rewards."""
     if len(scored) % group_size:
         raise ValueError(f"{len(scored)} trajectories do not form groups of {group_size}")
+    ok = [s.error is None for s in scored] if out is None else [not x for x in out]
     if reward_cfg is not None and reward_cfg.normalize == "decoupled":
         weights = [task_weights(s.task, reward_cfg.weights, reward_cfg.format_weight,
-                                reward_cfg.visual_focus_weight) if s.error is None else {}
-                   for s in scored]
-        return decoupled_group_rewards([s.rewards for s in scored], weights, group_size,
-                                       valid=[s.error is None for s in scored],
+                                reward_cfg.visual_focus_weight) if valid else {}
+                   for s, valid in zip(scored, ok, strict=True)]
+        return decoupled_group_rewards([s.rewards for s in scored], weights, group_size, valid=ok,
                                        gated=[s.rewards.get("gated", 0.0) == 1.0 for s in scored])
     rewards = torch.zeros(len(scored) // group_size, group_size, dtype=torch.float64)
     for g in range(rewards.shape[0]):
-        group = scored[g * group_size : (g + 1) * group_size]
-        valid = [s.total for s in group if s.error is None]
+        group = range(g * group_size, (g + 1) * group_size)
+        valid = [scored[i].total for i in group if ok[i]]
         fill = sum(valid) / len(valid) if valid else 0.0
-        rewards[g] = torch.tensor([s.total if s.error is None else fill for s in group], dtype=torch.float64)
+        rewards[g] = torch.tensor([scored[i].total if ok[i] else fill for i in group], dtype=torch.float64)
     return rewards
 
 

@@ -178,6 +178,7 @@ def _validate_tree(cfg: CosmoConfig) -> None:
            a.clip_eps_min)
     _check(rl.epochs >= 1, "rl.epochs", "an integer >= 1", rl.epochs)
     _check(rl.truncated in ("keep", "drop"), "rl.truncated", "keep or drop", rl.truncated)
+    _check(rl.overlong in ("keep", "exclude"), "rl.overlong", "keep or exclude", rl.overlong)
     _check(0 <= rl.truncation_warn <= 1, "rl.truncation_warn", "a share in [0, 1]", rl.truncation_warn)
     rank_batch = rl.prompts_per_step * a.group_size // max(cfg.learner.num_ranks, 1)
     _check(rl.mini_batches >= 1 and rank_batch % rl.mini_batches == 0, "rl.mini_batches",

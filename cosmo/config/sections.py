@@ -157,6 +157,9 @@ class RLConfig:
     epochs: int = opt(1, "passes over a step's rollout batch; old log-probs stay fixed at the batch's start")
     truncated: str = opt("keep", "responses cut by data.max_length before the loss (the reward scored the whole "
                          "text): keep (train on the cut part) or drop (leave them out of the loss)")
+    overlong: str = opt("keep", "responses cut by rollout.max_new_tokens: keep (in the loss with the reward of "
+                        "their unfinished text) or exclude (out of the loss, counted at their group's mean: DAPO's "
+                        "overlong filtering, so that RL does not learn to stop early to finish within the limit)")
     truncation_warn: float = opt(0.05, "warn when more than this share of a step's responses is cut by "
                                  "data.max_length (train/truncated_fraction)")
 

@@ -99,7 +99,7 @@ def advantages(cfg: CosmoConfig, batch: ScoredRollouts, rows: Sequence[Sample]) 
     `rows`: the training file's rows (`algorithm.refusal_balance` balances text and image rows apart)."""
     g = cfg.algorithm.group_size
     items, kept_stats = prepare_rl_batch(batch.kept, g, cfg.algorithm.advantage_weight, reward_cfg=cfg.reward,
-                                         refusal_balance=cfg.algorithm.refusal_balance,
+                                         refusal_balance=cfg.algorithm.refusal_balance, overlong=cfg.rl.overlong,
                                          strata=[bool(rows[s.trajectory.sample_index].images) for s in batch.kept]
                                          if cfg.algorithm.refusal_balance else None)
     if cfg.algorithm.kl_rows == "must_refuse":  # the learner weighs each sequence's reference KL by this
