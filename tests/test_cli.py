@@ -33,6 +33,7 @@ def _keep_environment():
         (["data", "build"], ["--out", "--seed"]),
         (["model", "build-tiny"], ["--preset", "small"]),
         (["model", "convert-smollm2"], ["--gguf"]),
+        (["model", "build-smol-vl"], ["--source", "SmolLM2"]),
         (["model", "fetch"], ["model.convert", "loopback"]),
     ],
 )

@@ -1,4 +1,4 @@
-"""Models: the offline-built tiny Qwen2.5-VL, loading of real checkpoints, chat encoding, generation."""
+"""Models: the offline-built tiny Qwen2.5-VL and smol-vl, loading of real checkpoints, chat encoding, generation."""
 
 from cosmo.lazy import lazy_exports
 
@@ -6,6 +6,7 @@ _EXPORTS = {
     "PRESETS": "presets",
     "LoadedModel": "loading",
     "blocked_token_ids": "chat",
+    "build_smol_vl": "smol_vl",
     "build_tiny_model": "tiny",
     "chat_prompt": "chat",
     "convert_smollm2": "gguf",
