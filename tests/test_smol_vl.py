@@ -4,12 +4,13 @@
 
 from __future__ import annotations
 
-import hashlib
 import os
 from pathlib import Path
 
 import pytest
 import torch
+
+from cosmo.files import sha256_file
 
 SMOLLM2 = os.environ.get("COSMO_SMOLLM2")
 
@@ -26,14 +27,6 @@ PROMPTS = [
     "Explain in a few words why the sky looks blue.",
 ]
 SYSTEM = "You answer in one short sentence."
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 22), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 @pytest.fixture(scope="module")
@@ -108,7 +101,7 @@ def test_build_is_deterministic_and_runs_an_image(built, source, tmp_path):
     from cosmo.models.smol_vl import build_smol_vl
 
     again = build_smol_vl(tmp_path / "b", source=source, seed=0)
-    assert _sha256(again / "model.safetensors") == _sha256(built / "model.safetensors")
+    assert sha256_file(again / "model.safetensors") == sha256_file(built / "model.safetensors")
 
     lm = load_model(built)
     image = Image.new("RGB", (56, 56), "white")

@@ -22,18 +22,9 @@ from transformers import (
     PreTrainedTokenizerBase,
     Qwen2_5_VLConfig,
     Qwen2_5_VLForConditionalGeneration,
-    Qwen2_5_VLProcessor,
 )
-from transformers.models.qwen2_vl.video_processing_qwen2_vl import Qwen2VLVideoProcessor
 
-from cosmo.models.tiny import (
-    MAX_PIXELS,
-    MIN_PIXELS,
-    _write_preprocessor_config,
-    count_params,
-    make_config,
-    make_image_processor,
-)
+from cosmo.models.tiny import count_params, make_config, save_processor
 from cosmo.models.tokenizer import CHAT_TEMPLATE, SPECIAL_TOKENS
 
 VISION_PRESET = "small"  # the default preset (docs/models.md): its vision tower, out_hidden_size -> 576
@@ -188,16 +179,8 @@ def build_smol_vl(out_dir: str | Path, *, source: str | Path, seed: int = 0) -> 
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    image_processor = make_image_processor()
-    processor = Qwen2_5_VLProcessor(
-        image_processor=image_processor,
-        tokenizer=tokenizer,
-        video_processor=Qwen2VLVideoProcessor(min_pixels=MIN_PIXELS, max_pixels=MAX_PIXELS),
-        chat_template=tokenizer.chat_template,
-    )
     model.save_pretrained(out, safe_serialization=True)
-    processor.save_pretrained(out)
-    _write_preprocessor_config(out, image_processor)
+    save_processor(out, tokenizer)
     meta = {
         "kind": "smol-vl",
         "source": str(src),

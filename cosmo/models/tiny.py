@@ -16,6 +16,7 @@ from typing import Any
 import torch
 from transformers import (
     GenerationConfig,
+    PreTrainedTokenizerBase,
     Qwen2_5_VLConfig,
     Qwen2_5_VLForConditionalGeneration,
     Qwen2_5_VLProcessor,
@@ -110,13 +111,6 @@ def build_tiny_model(
     out.mkdir(parents=True, exist_ok=True)
 
     tokenizer = build_tokenizer(corpus, VOCAB_SIZE)
-    image_processor = make_image_processor()
-    processor = Qwen2_5_VLProcessor(
-        image_processor=image_processor,
-        tokenizer=tokenizer,
-        video_processor=Qwen2VLVideoProcessor(min_pixels=MIN_PIXELS, max_pixels=MAX_PIXELS),
-        chat_template=tokenizer.chat_template,
-    )
 
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
@@ -127,8 +121,7 @@ def build_tiny_model(
         do_sample=False,
     )
     model.save_pretrained(out, safe_serialization=True)
-    processor.save_pretrained(out)
-    _write_preprocessor_config(out, image_processor)
+    save_processor(out, tokenizer)
 
     params = count_params(model)
     meta = {
@@ -144,6 +137,20 @@ def build_tiny_model(
     }
     (out / "cosmo_model.json").write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
     return out
+
+
+def save_processor(out: Path, tokenizer: PreTrainedTokenizerBase) -> None:
+    """The processor every COSMO Qwen2.5-VL checkpoint carries: `tokenizer` (with its chat template) and the
+    project's image and video processors, saved into `out` (also the image processor on its own)."""
+    image_processor = make_image_processor()
+    processor = Qwen2_5_VLProcessor(
+        image_processor=image_processor,
+        tokenizer=tokenizer,
+        video_processor=Qwen2VLVideoProcessor(min_pixels=MIN_PIXELS, max_pixels=MAX_PIXELS),
+        chat_template=tokenizer.chat_template,
+    )
+    processor.save_pretrained(out)
+    _write_preprocessor_config(out, image_processor)
 
 
 def _write_preprocessor_config(out: Path, image_processor: Qwen2VLImageProcessor) -> None:
