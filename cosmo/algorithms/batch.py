@@ -42,7 +42,7 @@ def prepare_rl_batch(
     trajectory, the same within a group), its pushes in the statistics.
     """
     out = [excluded(s, overlong) for s in scored]
-    rewards = group_rewards(scored, group_size, reward_cfg=reward_cfg, out=out)
+    rewards = group_rewards(scored, group_size, reward_cfg=reward_cfg, overlong=overlong)
     adv = group_advantages(rewards, weight)
     balance: dict[str, float] = {}
     if refusal_balance:
@@ -56,14 +56,14 @@ def prepare_rl_batch(
 
 
 def group_rewards(scored: list[Scored], group_size: int, *, reward_cfg: RewardConfig | None = None,
-                  out: Sequence[bool] | None = None) -> torch.Tensor:
-    """Rewards as [groups, group_size]; a failed trajectory (or one marked in `out`: left out of the loss) counts
-    at its group's mean of valid ones.
+                  overlong: str = "keep") -> torch.Tensor:
+    """Rewards as [groups, group_size]; a trajectory left out of the loss (`excluded`: failed, or cut with
+    `overlong="exclude"`) counts at its group's mean of valid ones.
 
     The totals, or with `reward_cfg.normalize == "decoupled"` the decoupled group rewards."""
     if len(scored) % group_size:
         raise ValueError(f"{len(scored)} trajectories do not form groups of {group_size}")
-    ok = [s.error is None for s in scored] if out is None else [not x for x in out]
+    ok = [not excluded(s, overlong) for s in scored]
     if reward_cfg is not None and reward_cfg.normalize == "decoupled":
         weights = [task_weights(s.task, reward_cfg.weights, reward_cfg.format_weight,
                                 reward_cfg.visual_focus_weight) if valid else {}
