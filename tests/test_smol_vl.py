@@ -114,3 +114,29 @@ def test_build_is_deterministic_and_runs_an_image(built, source, tmp_path):
     logits = lm.model(**enc).logits
     assert logits.shape == (1, enc["input_ids"].shape[1], len(lm.tokenizer))
     assert torch.isfinite(logits).all()
+
+
+@pytest.mark.slow
+def test_vllm_qwen25vl_engine_answers_text_as_smollm2_and_reads_an_image_prompt(built, source, vllm_greedy):
+    """The engine the rollout actors use: SmolLM2 through vLLM's Llama path and smol-vl through its Qwen2.5-VL
+    path give the same prompt ids and the same greedy answers on text; an image prompt expands to the image's
+    tokens and is answered."""
+    from PIL import Image
+
+    none: list[list] = [[] for _ in PROMPTS]
+    smol_prompt, smol_out = vllm_greedy(source, PROMPTS, none, max_tokens=24)
+    vl_prompt, vl_out = vllm_greedy(built, PROMPTS, none, max_tokens=24)
+    assert vl_prompt == smol_prompt
+    assert vl_out == smol_out
+    assert all(len(ids) > 0 for ids in vl_out)
+
+    image = Image.new("RGB", (56, 56), "white")
+    (ids,), (answer,) = vllm_greedy(built, ["What colour is this square?"], [[image]], max_tokens=8)
+    from cosmo.models import chat_prompt, load_model
+
+    lm = load_model(built)
+    enc = lm.processor(text=[chat_prompt(lm, "What colour is this square?", n_images=1)], images=[image],
+                       return_tensors="pt")
+    assert ids == enc["input_ids"][0].tolist()  # vLLM expands the image as the HF processor does
+    assert ids.count(lm.model.config.image_token_id) > 0
+    assert len(answer) > 0 and lm.model.config.image_token_id not in answer

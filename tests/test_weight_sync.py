@@ -66,6 +66,31 @@ def test_every_tensor_arrives_bit_exact_and_both_sides_report_the_same_digest(tr
     assert engine_digest == learner_digest
 
 
+class _TiedLM(torch.nn.Module):
+    """SmolLM2's shape in miniature: the output head is the input embedding (one tensor, two names)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.embed_tokens = torch.nn.Embedding(16, 8)
+        self.norm = torch.nn.LayerNorm(8)
+        self.lm_head = torch.nn.Linear(8, 16, bias=False)
+        self.lm_head.weight = self.embed_tokens.weight
+
+
+@pytest.mark.parametrize("transport", ALL)
+def test_a_tied_output_head_is_exported_under_both_names_and_every_transport_packs_it(transport):
+    from learner.weights import export_state_dict
+
+    module = _TiedLM()
+    exported = export_state_dict(module, zero_stage=2, rank=0)
+    assert sorted(exported) == ["embed_tokens.weight", "lm_head.weight", "norm.bias", "norm.weight"]
+    loaded, learner_digest, engine_digest = _deliver(transport, exported)  # safetensors refuses shared storage
+    assert torch.equal(loaded["lm_head.weight"], module.embed_tokens.weight.detach())
+    assert torch.equal(loaded["embed_tokens.weight"], module.embed_tokens.weight.detach())
+    assert engine_digest == learner_digest
+    assert export_state_dict(module, zero_stage=2, rank=1) is None  # only rank 0 packs
+
+
 def test_the_digest_is_the_same_for_every_transport_and_tells_weights_apart():
     sent = _weights(1)
     digests = {t: _deliver(t, sent)[2] for t in ALL}

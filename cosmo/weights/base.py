@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar, Protocol
 
 import torch
+import xxhash
 
 _RENAMES = (("model.language_model.", "model."), ("model.visual.", "visual."))
 
@@ -44,8 +45,10 @@ class WeightTransport(ABC):
 
 
 def _tensor_sha(t: torch.Tensor) -> str:
+    """A 128-bit content hash of the tensor's bytes: xxh3, not sha256, because it runs on the learner and in every
+    engine at each sync (about 15x faster on 0.5 GB; an integrity check against bugs, not against an adversary)."""
     raw = t.detach().contiguous().reshape(-1).view(torch.uint8)
-    return hashlib.sha256(raw.numpy()).hexdigest()
+    return xxhash.xxh3_128_hexdigest(raw.numpy())
 
 
 def _combine(per_tensor: dict[str, tuple[str, tuple[int, ...], str]]) -> str:
