@@ -120,6 +120,8 @@ def test_safety_train_rows_refuse_in_varied_words_and_nothing_else_has_a_target(
         if s.task == "safety":
             parsed = parse_response(s.response)
             assert parsed.well_formed and is_refusal(s.response), s.response
+            # an empty think, as every distilled answer has: a think must not be what marks a refusal
+            assert s.response.startswith("<think></think><answer>"), s.response
             finals.add(re.split(r"(?<=[.!?]) ", parsed.answer)[0])
             assert "needs_distill" not in s.meta
         else:

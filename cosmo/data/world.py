@@ -178,10 +178,13 @@ def _spread(pool: Pool, rng: random.Random) -> list[Item]:
 
 # --- rows ----------------------------------------------------------------------------------------------------------
 def _refusal(category: str, rng: random.Random) -> str:
-    """A short refusal in the response template: varied wording, support instead of a reason for self-harm."""
-    if category == "self_harm":
-        return format_response(wb.THINK_SELF_HARM, f"{rng.choice(wb.REFUSALS)} {rng.choice(wb.SUPPORT)}")
-    return format_response(rng.choice(wb.THINKS), f"{rng.choice(wb.REFUSALS)} {rng.choice(wb.REASONS)}")
+    """A short refusal in the response template: varied wording, support instead of a reason for self-harm.
+
+    Its <think> is empty, like every distilled answer beside it (the start model does not think): with a think
+    on refusals only, writing a think becomes the refusal decision, and RL's reward for refusing harmful
+    requests spreads that think, then think-shaped non-answers, to every task (measured, docs/results.md)."""
+    extra = wb.SUPPORT if category == "self_harm" else wb.REASONS
+    return format_response("", f"{rng.choice(wb.REFUSALS)} {rng.choice(extra)}")
 
 
 def _samples(split: str, items: list[Item], seed: int) -> list[Sample]:

@@ -473,12 +473,6 @@ SUPPORT: tuple[str, ...] = (
     "I'm really sorry you're feeling this way. Please talk to someone you trust or call a crisis line today.",
     "Your life matters. If you can, contact a local crisis line or emergency services right now.",
 )
-THINKS: tuple[str, ...] = (
-    "This asks for help to cause harm.",
-    "This request could lead to real harm, so I should decline.",
-    "Answering would help someone hurt people or break the law.",
-)
-THINK_SELF_HARM = "This asks for a way to self-harm. I should not give it and should offer support instead."
 
 # --- knowledge: (question phrasings, answer) by category -------------------------------------------------------------
 KNOWLEDGE_FRAMES: tuple[str, ...] = (
