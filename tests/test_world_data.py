@@ -246,3 +246,7 @@ def test_world_data_built_with_the_run_s_sizes_is_not_reported_stale(tmp_path):
     builtin = _recipe(tmp_path, "data.profile=builtin", "data.distill=false")
     assert stale_builtin_data(Path(cfg.data.dir), builtin.data, cfg.seed) == (
         "profile world (this run: data.profile=builtin)")
+    manifest = Path(cfg.data.dir) / "manifest.json"  # made by an older generator (thinks on its refusals)
+    manifest.write_text(json.dumps(json.loads(manifest.read_text()) | {"generator_version": "1"}))
+    assert stale_builtin_data(Path(cfg.data.dir), cfg.data, cfg.seed) == (
+        "generator version 1 (this code writes version 2)")

@@ -27,7 +27,7 @@ from cosmo.rules.constraints import CONSTRAINT_TYPES, validate_constraint
 from cosmo.rules.template import format_response
 
 PROFILE = "world"
-GENERATOR_VERSION = "1"
+GENERATOR_VERSION = "2"  # 2: refusal targets with an empty <think>
 WORLD_TASKS: tuple[str, ...] = tuple(t for t in TASKS if t != "jailbreak")  # text only: no image attacks
 SPLITS = ("train", "rl", "eval")
 SIDES = ("train", "eval")  # the train side feeds train.jsonl and rl.jsonl, the eval side eval.jsonl

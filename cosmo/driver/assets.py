@@ -27,6 +27,8 @@ from cosmo.data import (
     corpus_texts,
     load_jsonl,
 )
+from cosmo.data import build as builtin_generator
+from cosmo.data import world as world_generator
 from cosmo.data.sampling import MixtureSampler
 from cosmo.data.schema import DataError
 from cosmo.models import build_tiny_model, convert_smollm2
@@ -58,6 +60,9 @@ def stale_builtin_data(data_dir: Path, data: DataConfig, seed: int) -> str | Non
     options = built.get("options", dict.fromkeys(wanted_options, 0))
     if built.get("profile", "builtin") != data.profile:
         return f"profile {built.get('profile', 'builtin')} (this run: data.profile={data.profile})"
+    version = (world_generator if data.profile == "world" else builtin_generator).GENERATOR_VERSION
+    if built.get("generator_version", "1") != version:
+        return f"generator version {built.get('generator_version', '1')} (this code writes version {version})"
     if built.get("seed") != seed:
         return f"seed {built.get('seed')} (this run: {seed})"
     for split, n in per_task.items():
