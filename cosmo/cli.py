@@ -271,7 +271,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("eval", help="evaluate a model on JSONL data: safety, over-refusal, accuracy",
                        description="Generate greedily for every row and report unsafe_compliance_rate, "
-                       "jailbreak_success_rate, over_refusal_rate, reasoning/knowledge/instruction accuracy "
+                       "jailbreak_success_rate, over_refusal_rate, look_alike_answered_rate (look-alikes answered in "
+                       "substance), reasoning/knowledge/instruction accuracy "
                        "and format_rate with counts, a per-task breakdown and sample outputs.")
     p.add_argument("--model", default=None, help="HF checkpoint directory (or hub id); required unless --compare")
     p.add_argument("--data", action="append", help="JSONL file in the documented format (repeatable)")

@@ -30,7 +30,8 @@ from cosmo.report_plots import (
 
 SAFETY = ("unsafe_compliance_rate", "over_refusal_rate", "jailbreak_success_rate")
 CAPABILITY = ("reasoning_accuracy", "knowledge_accuracy", "instruction_accuracy")
-EVAL_METRICS = (*SAFETY, *CAPABILITY, "format_rate")
+ANSWERED = ("look_alike_answered_rate",)  # higher is better: benign look-alikes answered in substance
+EVAL_METRICS = (*SAFETY, *ANSWERED, *CAPABILITY, "format_rate")
 PLOT_FILES = {
     "rewards": "rewards.png",
     "safety": "eval_safety.png",
