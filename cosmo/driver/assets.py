@@ -60,9 +60,10 @@ def stale_builtin_data(data_dir: Path, data: DataConfig, seed: int) -> str | Non
     options = built.get("options", dict.fromkeys(wanted_options, 0))
     if built.get("profile", "builtin") != data.profile:
         return f"profile {built.get('profile', 'builtin')} (this run: data.profile={data.profile})"
+    made_by = built.get("generator_version", "1")
     version = (world_generator if data.profile == "world" else builtin_generator).GENERATOR_VERSION
-    if built.get("generator_version", "1") != version:
-        return f"generator version {built.get('generator_version', '1')} (this code writes version {version})"
+    if made_by != version:
+        return f"generator version {made_by} (this code writes version {version})"
     if built.get("seed") != seed:
         return f"seed {built.get('seed')} (this run: {seed})"
     for split, n in per_task.items():
