@@ -71,16 +71,23 @@ class LearnerGroup:
         self.processes: list[dict] = []  # each rank's pid and host, once it answers
         self.store_file: Path | None = None  # the file rendezvous of ranks on one node
         remote_cls = ray.remote(rank_cls)
-        self.ranks = [
-            remote_cls.options(
-                num_cpus=cpus,
-                num_gpus=1 if use_gpu else 0,
-                scheduling_strategy=PlacementGroupSchedulingStrategy(self.pg, placement_group_bundle_index=i),
-            ).remote(i, n, cfg)
-            for i in range(n)
-        ]
-        self.processes = self._gather("start", [rank.process.remote() for rank in self.ranks],
-                                      timeout_key="startup_timeout_s")
+        self.ranks = []
+        try:
+            self.ranks = [
+                remote_cls.options(
+                    num_cpus=cpus,
+                    num_gpus=1 if use_gpu else 0,
+                    scheduling_strategy=PlacementGroupSchedulingStrategy(self.pg, placement_group_bundle_index=i),
+                ).remote(i, n, cfg)
+                for i in range(n)
+            ]
+            self.processes = self._gather("start", [rank.process.remote() for rank in self.ranks],
+                                          timeout_key="startup_timeout_s")
+        except BaseException:
+            # nobody holds this group to shut it down: its named placement group would outlive the
+            # failure and refuse the next group of the same run name in this Ray cluster
+            self.shutdown()
+            raise
 
     def _all(self, what: str, method: str, per_rank_args: Sequence[tuple] | None = None, *,
              timeout_key: str = "timeout_s", **kwargs: Any) -> list:

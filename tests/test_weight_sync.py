@@ -261,6 +261,35 @@ def test_contract_every_engine_loads_the_digest_an_engine_death_is_survived_a_ra
     assert rollout.version == 2
 
 
+class RankThatDiesAtStart(FakeRank):
+    """A rank whose process exits before it reports itself (a crash while loading, a full disk)."""
+
+    def process(self) -> dict:
+        os._exit(1)
+
+
+@pytest.mark.slow
+def test_a_learner_that_dies_at_start_releases_its_placement_group_for_the_relaunch(ray_cluster, tmp_path):
+    from ray import cloudpickle
+    from ray.util.placement_group import get_placement_group
+
+    from learner.group import LearnerError, LearnerGroup
+
+    cloudpickle.register_pickle_by_value(sys.modules[__name__])
+    cfg = load_config(None, ["model.path=m", f"data.dir={tmp_path}", f"logging.runs_dir={tmp_path}",
+                             "logging.run_name=dies", "learner.cpus_per_rank=0.25", "learner.startup_timeout_s=60"])
+    with pytest.raises(LearnerError, match=r"^learner rank \d died during start: "):
+        LearnerGroup(cfg, rank_cls=RankThatDiesAtStart)
+    with pytest.raises(ValueError):  # Ray's answer for a name no placement group holds
+        get_placement_group("dies-learner")
+    # the relaunch of the same run in the same cluster gets its learner
+    learner = LearnerGroup(cfg, rank_cls=FakeRank)
+    try:
+        assert [p["rank"] for p in learner.processes] == [0, 1]
+    finally:
+        learner.shutdown()
+
+
 def test_the_config_accepts_exactly_the_transports_that_exist():
     from cosmo.config import WEIGHT_TRANSPORTS
 
