@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 
 import pytest
@@ -120,6 +121,41 @@ def test_refusal_balance_scales_the_side_that_pushes_harder_down_to_the_other():
     one_sided, stats = prepare_rl_batch(scored[:8], 4, "equal", refusal_balance=True)
     assert [it.advantage for it in one_sided] == pytest.approx([0.0] * 8)
     assert stats["advantage/push_refusing"] == 0.0
+
+
+def test_a_refusal_balance_window_matches_a_one_sided_batch_against_the_batches_before_it():
+    from cosmo.algorithms import RefusalLedger
+
+    # the groups of the test above, "equal" advantages: g0, g1 benign (push toward answering 0.75 + 1.0),
+    # g2 harmful (push toward refusing 0.75); each batch below holds one side only
+    benign = [(REFUSE, 0.0)] * 3 + [(ANSWER, 1.0)] + [(REFUSE, 0.0)] * 2 + [(ANSWER, 1.0)] * 2
+    harmful = [(REFUSE, 1.0)] * 3 + [(ANSWER, 0.0)]
+    batch = {name: [_said(i // 4, text, total) for i, (text, total) in enumerate(said)]
+             for name, said in (("benign", benign), ("harmful", harmful))}
+    ledger = RefusalLedger(window=2)
+    # 1st batch, nothing before it: as balanced alone, the one side is scaled to nothing
+    first, _ = prepare_rl_batch(batch["harmful"], 4, "equal", refusal_balance=True, ledger=ledger)
+    assert [it.advantage for it in first] == pytest.approx([0.0] * 4)
+    # 2nd: toward answering 1.75 now against toward refusing 0.75 before -> scaled by 0.75 / 1.75
+    second, stats = prepare_rl_batch(batch["benign"], 4, "equal", refusal_balance=True, ledger=ledger)
+    k = 3 / 7
+    assert [it.advantage for it in second] == pytest.approx([-0.25 * k] * 3 + [0.75 * k] + [-0.5 * k] * 2
+                                                           + [0.5 * k] * 2)
+    assert stats["advantage/push_answering"] == pytest.approx(1.75) and stats["advantage/push_refusing"] == 0.0
+    # 3rd: toward refusing 0.75 against the 2nd batch's 1.75 (the 1st has left the window): kept whole,
+    # where balancing this batch alone would drop it
+    third, _ = prepare_rl_batch(batch["harmful"], 4, "equal", refusal_balance=True, ledger=ledger)
+    assert [it.advantage for it in third] == pytest.approx([0.25] * 3 + [-0.75])
+    alone, _ = prepare_rl_batch(batch["harmful"], 4, "equal", refusal_balance=True)
+    assert [it.advantage for it in alone] == pytest.approx([0.0] * 4)
+    # what a checkpoint keeps restores the same window (JSON round trip, as the driver state is saved)
+    restored = RefusalLedger(window=2)
+    restored.load_state_dict(json.loads(json.dumps(ledger.state_dict())))
+    assert restored.earlier(0) == ledger.earlier(0) == pytest.approx((0.75, 0.0))
+    # a window of 1 is the batch alone
+    assert RefusalLedger(window=1).state_dict() == []
+    with pytest.raises(ValueError, match="window is >= 1"):
+        RefusalLedger(window=0)
 
 
 # --- routing, weights and the safety gate ------------------------------------------------------------

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Hashable, Sequence
 
 import torch
@@ -32,8 +33,46 @@ def group_advantages(rewards: Tensor, weight: str = "std", eps: float = 1e-9) ->
     raise ValueError(f"advantage weight must be one of {WEIGHTS}, got {weight!r}")
 
 
-def refusal_balanced(adv: Tensor, refused: Tensor, strata: Sequence[Hashable] | None = None
-                     ) -> tuple[Tensor, dict[str, float]]:
+class RefusalLedger:
+    """The pushes toward refusing and toward answering of the last `window - 1` batches, per stratum,
+    which `refusal_balanced` weighs together with the current batch's.
+
+    Why: balanced batch by batch, a batch with no group on one side (every look-alike drawn was answered
+    by every sample) has its other side scaled to nothing, so a policy drifting toward answering is
+    never pushed back on the harmful requests it now complies with. Over a window, such a batch's push
+    is matched against the pushes of the batches before it. Saved in checkpoints (`state_dict`), so a
+    resumed run balances as the uninterrupted one would."""
+
+    def __init__(self, window: int = 1) -> None:
+        if window < 1:
+            raise ValueError(f"a refusal-balance window is >= 1 batches, got {window}")
+        self.past: deque[list[list]] = deque(maxlen=window - 1)
+
+    def earlier(self, key: Hashable) -> tuple[float, float]:
+        """The summed (toward refusing, toward answering) pushes of stratum `key` in the past batches."""
+        sums = [0.0, 0.0]
+        for batch in self.past:
+            for k, refusing, answering in batch:
+                if k == key:
+                    sums[0] += refusing
+                    sums[1] += answering
+        return sums[0], sums[1]
+
+    def record(self, pushes: dict[Hashable, tuple[float, float]]) -> None:
+        if self.past.maxlen:
+            self.past.append([[k, r, a] for k, (r, a) in pushes.items()])
+
+    def state_dict(self) -> list[list[list]]:
+        return [list(batch) for batch in self.past]
+
+    def load_state_dict(self, state: list[list[list]]) -> None:
+        self.past.clear()
+        for batch in state:
+            self.record({k: (r, a) for k, r, a in batch})
+
+
+def refusal_balanced(adv: Tensor, refused: Tensor, strata: Sequence[Hashable] | None = None,
+                     ledger: RefusalLedger | None = None) -> tuple[Tensor, dict[str, float]]:
     """Advantages [groups, samples] rescaled so that the batch pushes as hard toward answering as toward refusing.
 
     A group's push toward refusing is Σ_k A_k·refused_k: positive when it rewards its refusals over its
@@ -44,7 +83,9 @@ def refusal_balanced(adv: Tensor, refused: Tensor, strata: Sequence[Hashable] | 
     cannot tell a new harmful request from a benign one moves its overall readiness to refuse with
     whichever side pushes harder, for every request, and image rows pushing one way do not hold text rows
     (docs/results.md); balanced, a step changes which requests are refused, not how often the model refuses
-    what it has not learned. `refused`: bool, shaped as `adv`.
+    what it has not learned. `refused`: bool, shaped as `adv`. With a `ledger` the totals compared also
+    count its earlier batches' pushes (a window of batches; this batch's are recorded in it); the scale
+    still applies to this batch's groups only. The statistics report this batch's pushes.
     """
     push = (adv * refused.to(adv.dtype)).sum(dim=1)
     keys = [0] * len(push) if strata is None else list(strata)
@@ -52,15 +93,21 @@ def refusal_balanced(adv: Tensor, refused: Tensor, strata: Sequence[Hashable] | 
         raise ValueError(f"{len(keys)} strata for {len(push)} groups")
     scale = torch.ones_like(push)
     totals = {"advantage/push_refusing": 0.0, "advantage/push_answering": 0.0}
+    pushes: dict[Hashable, tuple[float, float]] = {}
     for key in dict.fromkeys(keys):
         mine = torch.tensor([k == key for k in keys])
         up, down = mine & (push > 0), mine & (push < 0)
         toward_refusing, toward_answering = float(push[up].sum()), float(-push[down].sum())
-        weaker = min(toward_refusing, toward_answering)
-        if toward_refusing > weaker:
-            scale[up] = weaker / toward_refusing
-        if toward_answering > weaker:
-            scale[down] = weaker / toward_answering
+        pushes[key] = (toward_refusing, toward_answering)
+        past_refusing, past_answering = ledger.earlier(key) if ledger is not None else (0.0, 0.0)
+        refusing, answering = toward_refusing + past_refusing, toward_answering + past_answering
+        weaker = min(refusing, answering)
+        if refusing > weaker:
+            scale[up] = weaker / refusing
+        if answering > weaker:
+            scale[down] = weaker / answering
         totals["advantage/push_refusing"] += toward_refusing
         totals["advantage/push_answering"] += toward_answering
+    if ledger is not None:
+        ledger.record(pushes)
     return adv * scale[:, None], totals

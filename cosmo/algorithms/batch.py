@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from cosmo.algorithms.advantages import group_advantages, refusal_balanced
+from cosmo.algorithms.advantages import RefusalLedger, group_advantages, refusal_balanced
 from cosmo.rules.refusal import is_refusal
 from cosmo.rules.registry import task_weights
 from cosmo.trajectory import LearnerItem, Scored
@@ -28,6 +28,7 @@ def excluded(scored: Scored, overlong: str = "keep") -> bool:
 def prepare_rl_batch(
     scored: list[Scored], group_size: int, weight: str, *, reward_cfg: RewardConfig | None = None,
     refusal_balance: bool = False, strata: Sequence[Hashable] | None = None, overlong: str = "keep",
+    ledger: RefusalLedger | None = None,
 ) -> tuple[list[LearnerItem], dict[str, float | None]]:
     """Group-relative advantages per prompt; trajectories whose scoring failed (and, with `overlong="exclude"`,
     those cut at the token limit) are excluded.
@@ -39,7 +40,8 @@ def prepare_rl_batch(
     With `reward_cfg.normalize == "decoupled"` the advantages start from `decoupled_group_rewards`
     instead of the totals; the returned statistics always describe the totals. With `refusal_balance`
     the advantages are then `refusal_balanced` (refusals by `is_refusal`; `strata`: one key per
-    trajectory, the same within a group), its pushes in the statistics.
+    trajectory, the same within a group; `ledger`: the earlier batches' pushes it weighs this batch's
+    against, see `RefusalLedger`), its pushes in the statistics.
     """
     out = [excluded(s, overlong) for s in scored]
     rewards = group_rewards(scored, group_size, reward_cfg=reward_cfg, overlong=overlong)
@@ -47,7 +49,8 @@ def prepare_rl_batch(
     balance: dict[str, float] = {}
     if refusal_balance:
         refused = torch.tensor([is_refusal(s.trajectory.text) for s in scored]).view_as(adv)
-        adv, balance = refusal_balanced(adv, refused, None if strata is None else list(strata)[::group_size])
+        adv, balance = refusal_balanced(adv, refused, None if strata is None else list(strata)[::group_size],
+                                         ledger)
     adv = adv.flatten().tolist()
     items = [LearnerItem(s.trajectory.sample_index, s.trajectory.response_ids, s.trajectory.logprobs, a, exclude=x)
              for s, a, x in zip(scored, adv, out, strict=True)]

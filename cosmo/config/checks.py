@@ -170,6 +170,10 @@ def _validate_tree(cfg: CosmoConfig) -> None:
            "algorithm.drift_coef, plays that role; use grpo or ppo for a reference KL)", a.kl_coef)
     _check(a.is_cap >= 1, "algorithm.is_cap", "a number >= 1", a.is_cap)
     _check(a.group_size >= 2, "algorithm.group_size", "an integer >= 2", a.group_size)
+    _check(a.refusal_balance_window >= 1, "algorithm.refusal_balance_window", "an integer >= 1 (batches)",
+           a.refusal_balance_window)
+    _check(a.refusal_balance_window == 1 or a.refusal_balance, "algorithm.refusal_balance_window",
+           "1 unless algorithm.refusal_balance is true (it is that balance's window)", a.refusal_balance_window)
     _check(a.advantage_weight in WEIGHTS, "algorithm.advantage_weight", f"one of {list(WEIGHTS)}", a.advantage_weight)
     _check(a.aggregation in AGGREGATIONS, "algorithm.aggregation", f"one of {list(AGGREGATIONS)}", a.aggregation)
     _check(a.clip_schedule in CLIP_SCHEDULES, "algorithm.clip_schedule", f"one of {list(CLIP_SCHEDULES)}",

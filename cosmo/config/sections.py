@@ -314,6 +314,9 @@ class AlgorithmConfig:
     refusal_balance: bool = opt(False, "rescale each batch's advantages so that the groups rewarding refusals push "
                                 "no harder than those rewarding answers, or the reverse, text and image rows apart "
                                 "(cosmo.algorithms.refusal_balanced; measured in docs/results.md)")
+    refusal_balance_window: int = opt(1, "refusal_balance weighs the pushes of this many batches together (this one "
+                                      "and the ones before): 1 balances each batch alone, so a batch with no push "
+                                      "one way has the other scaled to nothing (cosmo.algorithms.RefusalLedger)")
     aggregation: str = opt("token_mean", "the loss's normalisation over one optimizer step's sequences on every "
                            "rank: token_mean (sum over tokens / tokens) or seq_mean (mean of per-sequence token "
                            "means); independent of micro-batch size, token budget and rank count (docs/rl.md)")

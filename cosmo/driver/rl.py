@@ -19,6 +19,7 @@ from collections.abc import Iterator
 from dataclasses import asdict
 
 from actors.group import PendingRollout, RolloutGroup
+from cosmo.algorithms.advantages import RefusalLedger
 from cosmo.config import CosmoConfig
 from cosmo.driver.checkpoint_eval import evaluate_once
 from cosmo.driver.metrics import StepTimer, record_rl_step, rl_step_metrics
@@ -49,6 +50,8 @@ def run_rl(cfg: CosmoConfig, tracker: RunTracker, model_path: str, train_file: s
         evaluate_resumed_checkpoint(cfg, tracker, name, resume, eval_file)
         progress = Progress(name, rl.steps, cfg.logging.log_every, first=stage.first)
         ahead = _resumed_rollouts(resume)  # async: the next step's rollouts, sampled before the checkpoint
+        ledger = RefusalLedger(cfg.algorithm.refusal_balance_window)  # the balance's earlier batches
+        ledger.load_state_dict(resume.state.get("refusal_ledger", []) if resume else [])
         began = time.perf_counter()
         warned = False  # about responses data.max_length cuts: once per stage
         for step in stage.steps():
@@ -61,7 +64,7 @@ def run_rl(cfg: CosmoConfig, tracker: RunTracker, model_path: str, train_file: s
                 with timer.block("refill"):
                     scored = refill_flat_groups(cfg, scored, stage.sampler, rollout, rewards)
             with timer.block("advantage"):                                                             # advantage
-                batch = advantages(cfg, scored, stage.rows)
+                batch = advantages(cfg, scored, stage.rows, ledger)
             pending = (rollout.submit(stage.sampler.next_batch(rl.prompts_per_step), g)  # async: step k+1's
                        if rl.mode == "async" and step < rl.steps else None)            # rollouts run meanwhile
             with timer.block("train"):                                                                 # update
@@ -79,7 +82,8 @@ def run_rl(cfg: CosmoConfig, tracker: RunTracker, model_path: str, train_file: s
                                    "lag": stats["policy/version_lag"], "sync_s": round(timer.marks["sync"], 3),
                                    "step_s": round(stats["time/step"], 2)})
             saved = stage.checkpoint(step, lambda ahead=ahead: {"policy_version": rollout.version,     # checkpoint
-                                                                "next_rollouts": asdict(ahead) if ahead else None})
+                                                                "next_rollouts": asdict(ahead) if ahead else None,
+                                                                "refusal_ledger": ledger.state_dict()})
             if saved and step < rl.steps:
                 evaluate_periodically(cfg, tracker, name, step, saved, eval_file)                      # eval
             began = time.perf_counter()

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from cosmo.algorithms.advantages import RefusalLedger
 from cosmo.algorithms.batch import flat_groups, group_rewards, prepare_rl_batch, reward_stats
 from cosmo.config import CosmoConfig
 from cosmo.data import Sample
@@ -94,14 +95,16 @@ def refill_flat_groups(cfg: CosmoConfig, batch: ScoredRollouts, sampler: EpochSa
                           {**batch.stats, **stats})
 
 
-def advantages(cfg: CosmoConfig, batch: ScoredRollouts, rows: Sequence[Sample]) -> TrainBatch:
+def advantages(cfg: CosmoConfig, batch: ScoredRollouts, rows: Sequence[Sample],
+               ledger: RefusalLedger | None = None) -> TrainBatch:
     """Group-relative advantages per prompt (cosmo.algorithms), and the step's reward statistics.
-    `rows`: the training file's rows (`algorithm.refusal_balance` balances text and image rows apart)."""
+    `rows`: the training file's rows (`algorithm.refusal_balance` balances text and image rows apart);
+    `ledger`: the stage's earlier pushes, for `algorithm.refusal_balance_window`."""
     g = cfg.algorithm.group_size
     items, kept_stats = prepare_rl_batch(batch.kept, g, cfg.algorithm.advantage_weight, reward_cfg=cfg.reward,
                                          refusal_balance=cfg.algorithm.refusal_balance, overlong=cfg.rl.overlong,
                                          strata=[bool(rows[s.trajectory.sample_index].images) for s in batch.kept]
-                                         if cfg.algorithm.refusal_balance else None)
+                                         if cfg.algorithm.refusal_balance else None, ledger=ledger)
     if cfg.algorithm.kl_rows == "must_refuse":  # the learner weighs each sequence's reference KL by this
         for item, s in zip(items, batch.kept, strict=True):
             item.kl_weight = float(rows[s.trajectory.sample_index].should_refuse)
