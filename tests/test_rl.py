@@ -279,7 +279,8 @@ def test_rl_resumed_after_a_crash_ends_bit_identical_to_an_uninterrupted_run(ray
     from cosmo.driver.resume import find_resume_point
 
     rows, train_file = _instruction_rows(builtin_data, tmp_path / "eight-rows.jsonl") if mode == "async" else ([], None)
-    common = ("rl.steps=4", "checkpoint.every_steps=1", "checkpoint.keep_last=2", "rl.lr=5e-4", f"rl.mode={mode}")
+    common = ("rl.steps=4", "checkpoint.every_steps=1", "checkpoint.keep_last=2", "rl.lr=5e-4", f"rl.mode={mode}",
+              "algorithm.refusal_balance=true", "algorithm.refusal_balance_window=5")
     clean = _run(_cfg(sft_model, builtin_data, tmp_path, "clean", *common), sft_model, builtin_data, train_file)
 
     real_save = loop.save_if_due
@@ -323,6 +324,12 @@ def test_rl_resumed_after_a_crash_ends_bit_identical_to_an_uninterrupted_run(ray
         for epoch in (resumed_ledger[:2], resumed_ledger[2:]):
             ids = [i for r in epoch for i in r["sample_ids"]]
             assert set(ids) == names and all(ids.count(i) == 4 for i in names)
+    # the refusal balance's window (5 batches: every step's pushes) was restored, not restarted
+    ledgers = [json.loads((tmp_path / run / "checkpoints" / "rl" / "step_4" / "driver_state.json").read_text())
+               ["refusal_ledger"] for run in ("clean", "crashed")]
+    assert len(ledgers[1]) == 4 and ledgers[0] == ledgers[1], ledgers
+    if mode == "sync":  # the built-in rows refuse and answer (async's eight instruction rows never refuse)
+        assert any(r or a for batch in ledgers[0] for _, r, a in batch), "no push to balance: the check is empty"
     # final weights and every rank's optimizer state, schedule and RNG: byte for byte
     a, b = tmp_path / "clean" / "checkpoints" / "rl" / "step_4", tmp_path / "crashed" / "checkpoints" / "rl" / "step_4"
     compared = 0
