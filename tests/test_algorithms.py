@@ -62,6 +62,21 @@ def test_kl_weights_leave_the_sequences_they_zero_free():
     assert logp.grad[:, 0].tolist() == pytest.approx([(1 - math.exp(-0.5)) / 2, 0.0], abs=1e-12)
 
 
+def test_cpgd_takes_the_reference_kl_on_top_of_its_own_terms():
+    """At the old policy (ratio 1) with A = 0 CPGD's policy-gradient and drift terms are 0, so the loss is the
+    k3 KL alone: reference 0.5 below on the first sequence, weights [1, 0] as algorithm.kl_rows=must_refuse
+    gives them, so (e^-0.5 + 0.5 - 1) / 2 tokens; without kl_coef the loss is 0."""
+    logp = torch.tensor([[-1.0], [-1.0]], dtype=torch.float64, requires_grad=True)
+    old, mask = logp.detach().clone(), torch.ones(2, 1, dtype=torch.float64)
+    ref = torch.tensor([[-1.5], [-0.5]], dtype=torch.float64)
+    loss, stats = policy_loss("cpgd", logp, old, ref, torch.zeros(2), mask, kl_coef=0.5,
+                              kl_weights=torch.tensor([1.0, 0.0]))
+    assert loss.item() == pytest.approx(0.5 * (math.exp(-0.5) + 0.5 - 1) / 2, abs=1e-12)
+    assert stats["kl"] == pytest.approx((math.exp(-0.5) + 0.5 - 1) / 2, abs=1e-12)
+    plain, _ = policy_loss("cpgd", logp, old, ref, torch.zeros(2), mask)
+    assert plain.item() == 0.0
+
+
 def test_cpgd_drift_clip_caps_the_pull():
     logp, old, mask = _inputs(new=[1.0], old=[-1.0])  # ratio e^2 - 1 = 6.39 > c = 2
     loss, _ = policy_loss("cpgd", logp, old, None, torch.tensor([0.0]), mask, drift_coef=0.5, drift_clip=2.0)

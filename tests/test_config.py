@@ -77,7 +77,7 @@ def test_wrong_type_in_yaml_names_full_key(tmp_path):
         ("logging.wandb_mode=sometimes", "logging.wandb_mode"),
         ("logging.run_name=a/b", "logging.run_name"),
         ("algorithm.clip_eps=1.5", "algorithm.clip_eps"),
-        ("algorithm.kl_coef=0.1", "algorithm.kl_coef"),
+        ("algorithm.kl_coef=-0.1", "algorithm.kl_coef"),
         ("algorithm.kl_rows=harmful", "algorithm.kl_rows"),
         ("algorithm.kl_rows=must_refuse", "algorithm.kl_rows"),  # no reference KL (kl_coef 0) to choose rows of
         ("algorithm.advantage_weight=median", "algorithm.advantage_weight"),

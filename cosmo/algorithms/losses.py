@@ -136,7 +136,8 @@ def policy_loss(
     """The one entry point: `name` in cpgd, grpo, ppo; returns (scalar loss, float diagnostics).
 
     Defaults are the CPGD paper's (ε = 0.2, α = 0.01, c = 2.0, no reference KL). `drift_*` and
-    `truncated_ratio` apply to cpgd; `kl_coef` (k3 against `ref_logprobs`) to grpo and ppo.
+    `truncated_ratio` apply to cpgd; `kl_coef` (k3 against `ref_logprobs`) to every loss: CPGD's drift
+    term holds each update near the policy that sampled, the reference KL holds the run near its start.
     `weights` (per token, from `microbatch.token_weights`) replace `aggregation`: the loss is then
     Σ terms·mask·weights, one micro-batch's share of the whole update's aggregate; the reported
     `loss` stays this micro-batch's own aggregate. `kl_weights` ([batch]) scale each sequence's KL term
@@ -162,14 +163,14 @@ def policy_loss(
                                   truncated_ratio=truncated_ratio)
     else:
         terms, parts = LOSSES[name](logprobs, old, adv, clip_eps=clip_eps)
-        if kl_coef > 0:
-            if ref_logprobs is None:
-                raise ValueError(f"kl_coef={kl_coef} needs ref_logprobs")
-            kl = kl_k3(logprobs, ref_logprobs.detach())
-            if kl_weights is not None:
-                kl = kl * kl_weights.detach().to(kl.dtype)[:, None]
-            terms = terms + kl_coef * kl
-            parts["kl"] = kl
+    if kl_coef > 0:
+        if ref_logprobs is None:
+            raise ValueError(f"kl_coef={kl_coef} needs ref_logprobs")
+        kl = kl_k3(logprobs, ref_logprobs.detach())
+        if kl_weights is not None:
+            kl = kl * kl_weights.detach().to(kl.dtype)[:, None]
+        terms = terms + kl_coef * kl
+        parts["kl"] = kl
     loss = aggregate(terms, mask, aggregation)
     with torch.no_grad():
         stats = {key: float(aggregate(value.detach(), mask, "token_mean")) for key, value in parts.items()}

@@ -166,8 +166,6 @@ def _validate_tree(cfg: CosmoConfig) -> None:
     _check(a.kl_rows in KL_ROWS, "algorithm.kl_rows", f"one of {KL_ROWS}", a.kl_rows)
     _check(a.kl_rows == "all" or a.kl_coef > 0, "algorithm.kl_rows", "'all' unless algorithm.kl_coef > 0 (it "
            "chooses the rows of that KL)", a.kl_rows)
-    _check(a.kl_coef == 0 or a.name != "cpgd", "algorithm.kl_coef", "0 with cpgd (its drift term, "
-           "algorithm.drift_coef, plays that role; use grpo or ppo for a reference KL)", a.kl_coef)
     _check(a.is_cap >= 1, "algorithm.is_cap", "a number >= 1", a.is_cap)
     _check(a.group_size >= 2, "algorithm.group_size", "an integer >= 2", a.group_size)
     _check(a.refusal_balance_window >= 1, "algorithm.refusal_balance_window", "an integer >= 1 (batches)",

@@ -303,8 +303,9 @@ class AlgorithmConfig:
     clip_eps: float = opt(0.2, "clip range epsilon (CPGD: of the log-ratio; GRPO/PPO: of the ratio)")
     drift_coef: float = opt(0.01, "CPGD policy-drift coefficient alpha")
     drift_clip: float = opt(2.0, "CPGD policy-drift clip c")
-    kl_coef: float = opt(0.0, "GRPO/PPO: k3 KL penalty against a frozen reference policy (the stage's start "
-                         "model, held by every learner rank when > 0); CPGD uses drift_coef instead")
+    kl_coef: float = opt(0.0, "k3 KL penalty against a frozen reference policy (the stage's start model, held by "
+                         "every learner rank when > 0); with cpgd besides its drift term, which holds each update "
+                         "near the sampling policy, not the run near its start")
     kl_rows: str = opt("all", "rows the reference KL (kl_coef) applies to: all, or must_refuse (only rows that must be "
                        "refused, so that it holds the start model's refusals while the other rows move freely)")
     is_cap: float = opt(2.0, "async mode: per-token importance weight pi_learner/pi_rollout is truncated at this "
