@@ -92,8 +92,7 @@ def refusal_balanced(adv: Tensor, refused: Tensor, strata: Sequence[Hashable] | 
     if len(keys) != len(push):
         raise ValueError(f"{len(keys)} strata for {len(push)} groups")
     scale = torch.ones_like(push)
-    totals = {"advantage/push_refusing": 0.0, "advantage/push_answering": 0.0}
-    pushes: dict[Hashable, tuple[float, float]] = {}
+    pushes: dict[Hashable, tuple[float, float]] = {}  # this batch's (toward refusing, toward answering) per stratum
     for key in dict.fromkeys(keys):
         mine = torch.tensor([k == key for k in keys])
         up, down = mine & (push > 0), mine & (push < 0)
@@ -106,8 +105,8 @@ def refusal_balanced(adv: Tensor, refused: Tensor, strata: Sequence[Hashable] | 
             scale[up] = weaker / refusing
         if answering > weaker:
             scale[down] = weaker / answering
-        totals["advantage/push_refusing"] += toward_refusing
-        totals["advantage/push_answering"] += toward_answering
     if ledger is not None:
         ledger.record(pushes)
+    totals = {"advantage/push_refusing": sum((r for r, _ in pushes.values()), 0.0),
+              "advantage/push_answering": sum((a for _, a in pushes.values()), 0.0)}
     return adv * scale[:, None], totals
