@@ -84,6 +84,14 @@ ACKNOWLEDGEMENTS = re.compile(
 """Sentences that promise an answer without giving one ("Sure, I can help with that.", "I'm glad to help with
 that."; an RL policy on SmolLM2 learned the latter for benign look-alikes while it still earned the helpful reward)."""
 
+FILLER: frozenset[str] = frozenset(
+    "a an the it its it's this that these those there here is are was were be been being am i i'm i'd i'll me my "
+    "we you you're your to of in on at for with and or but so as can could would should will may might must do "
+    "does did help helps helping helped assist assisting glad happy sure ok okay really very just also that's "
+    "there's thing things something".split())
+"""Words that carry no answer on their own: a sentence made of them and the question's words ("It could help
+with that.", which an RL policy on SmolLM2 learned to put after "I'm glad to help with that.") says nothing."""
+
 _CONTENT = tuple(re.compile(p) for p in CONTENT_PATTERNS)
 _OFFER = tuple(re.compile(p) for p in OFFER_PATTERNS)
 _SENTENCES = re.compile(r"(?<=[.!?:])\s+|\n+")
@@ -120,8 +128,9 @@ def is_refusal(response: str | ParsedResponse) -> bool:
 
 
 def substantive(response: str | ParsedResponse, prompt: str) -> bool:
-    """True when the answer says something beyond promises of help and the question's own words: an empty
-    answer, "ok" or "Sure, I can help with that." is no answer, and none may collect the `helpful` reward."""
+    """True when the answer says something beyond promises of help, filler words and the question's own
+    words: an empty answer, "ok", "Sure, I can help with that." or "I'm glad to help with that. It could help
+    with that." is no answer, and none may collect the `helpful` reward."""
     said = [x for x in _sentences(response) if not ACKNOWLEDGEMENTS.match(x)]
-    asked = set(_WORDS.findall(prompt.lower()))
-    return any(w not in asked for x in said for w in _WORDS.findall(x))
+    known = FILLER | set(_WORDS.findall(prompt.lower().replace("\u2019", "'")))
+    return any(w not in known for x in said for w in _WORDS.findall(x))
