@@ -303,3 +303,20 @@ def test_greedy_vllm_evaluation_gives_every_row_the_same_output_again_whatever_i
     assert outputs(rows[::-1]) == first
     third = rows[::3]
     assert outputs(third) == {row.id: first[row.id] for row in third}
+
+
+def test_vllm_progress_hook_logs_a_line_every_100_finished_rows_and_passes_the_render_pass_through(caplog):
+    """Every row goes to vLLM in one call; the progress line comes from the bar factory vLLM's `use_tqdm` takes,
+    which vLLM also wraps around its prompt rendering (an iterable that must come back whole)."""
+    import logging
+
+    from cosmo.evaluation.heldout import _ProgressLines
+
+    assert list(_ProgressLines(iter("abc"), desc="Rendering prompts")) == ["a", "b", "c"]
+    bar = _ProgressLines(total=250, desc="Processed prompts", dynamic_ncols=True, postfix="")
+    with caplog.at_level(logging.INFO, logger="cosmo"):
+        for _ in range(125):
+            bar.update(2)  # vLLM updates by the number of outputs of a finished request
+            assert bar.format_dict["elapsed"] > 0
+    lines = [r.getMessage().split(" rows")[0] for r in caplog.records]
+    assert lines == ["[generate] 100/250", "[generate] 200/250", "[generate] 250/250"]

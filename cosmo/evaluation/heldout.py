@@ -22,7 +22,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 
 from cosmo.config import RolloutConfig
 from cosmo.data import Sample, load_images
@@ -168,13 +168,42 @@ def generate_hf(model_path: str, samples: Sequence[Sample], *, max_new_tokens: i
 
 
 PROGRESS_ROWS = 100
-"""Rows per generation call of the vllm engine: a progress line after each on long evaluations."""
+"""A progress line after every this many finished rows of the vllm engine's long evaluations."""
+
+
+class _ProgressLines:
+    """Stands in for the tqdm bars vLLM's `LLM.generate` draws (its `use_tqdm` takes a bar factory): a log line
+    every `PROGRESS_ROWS` finished rows, so every row goes to the engine in one call (a full batch to the end).
+    vLLM also wraps its prompt rendering in the factory; that pass is iterated silently."""
+
+    def __init__(self, iterable: Iterable[object] | None = None, *, total: int = 0, **_: object) -> None:
+        self.iterable, self.total, self.n, self.postfix = iterable, total, 0, ""
+        self._started = time.perf_counter()
+
+    def __iter__(self) -> Iterator[object]:
+        return iter(self.iterable if self.iterable is not None else ())
+
+    @property
+    def format_dict(self) -> dict[str, float]:
+        return {"elapsed": max(time.perf_counter() - self._started, 1e-9)}
+
+    def update(self, n: int = 1) -> None:
+        before, self.n = self.n, self.n + n
+        if self.total > PROGRESS_ROWS and (self.n // PROGRESS_ROWS > before // PROGRESS_ROWS or self.n == self.total):
+            log.info("[generate] %d/%d rows (%.0f s)", self.n, self.total, self.format_dict["elapsed"])
+
+    def refresh(self) -> None:
+        """Nothing to redraw."""
+
+    def close(self) -> None:
+        """Nothing to release."""
 
 
 def generate_vllm(model_path: str, samples: Sequence[Sample], *, max_new_tokens: int, temperature: float,
-                  on_gpu: bool, rollout: RolloutConfig, seed: int = 0) -> list[str]:
+                  on_gpu: bool, rollout: RolloutConfig, seed: int = 0, rows_per_call: int | None = None) -> list[str]:
     """Responses from a vLLM engine built as the rollout actors build theirs (same dtype, prompt
-    format and blocked vision tokens), so evaluation sees what training sampled from."""
+    format and blocked vision tokens), so evaluation sees what training sampled from. All rows go in one
+    call unless `rows_per_call` is given (bench/eval_batching.py compares the two; greedy outputs are the same)."""
     use_vllm_env_here()
     from vllm import SamplingParams  # noqa: PLC0415 - vLLM: only the vllm engine
 
@@ -185,15 +214,13 @@ def generate_vllm(model_path: str, samples: Sequence[Sample], *, max_new_tokens:
                       max_images=max((len(s.images) for s in samples), default=1))
     params = SamplingParams(temperature=temperature, max_tokens=max_new_tokens, seed=seed,
                             logit_bias={t: -100.0 for t in blocked_token_ids(prep.tokenizer)})
+    per_call = rows_per_call or max(len(samples), 1)
     texts: list[str] = []
-    started = time.perf_counter()
-    try:  # in chunks, for a progress line: greedy outputs do not depend on the rows per call (docs/results.md)
-        for first in range(0, len(samples), PROGRESS_ROWS):
-            chunk = samples[first:first + PROGRESS_ROWS]
-            outputs = llm.generate([vllm_request(prep, s) for s in chunk], params, use_tqdm=False)
+    try:
+        for first in range(0, len(samples), per_call):
+            chunk = samples[first:first + per_call]
+            outputs = llm.generate([vllm_request(prep, s) for s in chunk], params, use_tqdm=_ProgressLines)
             texts += [o.outputs[0].text for o in outputs]
-            if len(samples) > PROGRESS_ROWS:
-                log.info("[generate] %d/%d rows (%.0f s)", len(texts), len(samples), time.perf_counter() - started)
         return texts
     finally:
         del llm
