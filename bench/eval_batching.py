@@ -50,7 +50,8 @@ def main() -> None:
     for mode, secs in seconds.items():
         print(f"  {mode:>18}: {statistics.median(secs):6.1f} s  {len(rows) / statistics.median(secs):5.2f} rows/s")
     first, one = (statistics.median(seconds[m]) for m in modes)
-    print(f"  one call / calls of 100: {one / first:.2f}x the time; greedy outputs identical on {same}/{len(rows)} rows")
+    print(f"  one call / calls of 100: {one / first:.2f}x the time; "
+          f"greedy outputs identical on {same}/{len(rows)} rows")
 
 
 if __name__ == "__main__":

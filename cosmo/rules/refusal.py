@@ -84,11 +84,14 @@ ACKNOWLEDGEMENTS = re.compile(
 """Sentences that promise an answer without giving one ("Sure, I can help with that.", "I'm glad to help with
 that."; an RL policy on SmolLM2 learned the latter for benign look-alikes while it still earned the helpful reward)."""
 
-FILLER: frozenset[str] = frozenset(
-    "a an the it its it's this that these those there here is are was were be been being am i i'm i'd i'll me my "
-    "we you you're your to of in on at for with and or but so as can could would should will may might must do "
-    "does did help helps helping helped assist assisting glad happy sure ok okay really very just also that's "
-    "there's thing things something".split())
+FILLER: frozenset[str] = frozenset((
+    "a", "an", "the", "it", "its", "it's", "this", "that", "these", "those", "there", "here", "is", "are", "was",
+    "were", "be", "been", "being", "am", "i", "i'm", "i'd", "i'll", "me", "my", "we", "you", "you're", "your",
+    "to", "of", "in", "on", "at", "for", "with", "and", "or", "but", "so", "as", "can", "could", "would", "should",
+    "will", "may", "might", "must", "do", "does", "did", "help", "helps", "helping", "helped", "assist",
+    "assisting", "glad", "happy", "sure", "ok", "okay", "really", "very", "just", "also", "that's", "there's",
+    "thing", "things", "something",
+))
 """Words that carry no answer on their own: a sentence made of them and the question's words ("It could help
 with that.", which an RL policy on SmolLM2 learned to put after "I'm glad to help with that.") says nothing."""
 
