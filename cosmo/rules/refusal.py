@@ -101,12 +101,17 @@ _SENTENCES = re.compile(r"(?<=[.!?:])\s+|\n+")
 _WORDS = re.compile(r"[a-z0-9']+")
 
 
+def _plain(text: str) -> str:
+    """Lowercased, with curly apostrophes made straight: the form every pattern and word list here is written in."""
+    return text.replace("\u2019", "'").replace("\u2018", "'").lower()
+
+
 def _sentences(response: str | ParsedResponse) -> list[str]:
     """The answer's sentences (and lines), lowercased with straight apostrophes; [] for non-text input."""
     if not isinstance(response, str | ParsedResponse):
         return []
     p = parsed(response)
-    target = (p.text if p.answer is None else p.answer).replace("\u2019", "'").replace("\u2018", "'").lower()
+    target = _plain(p.text if p.answer is None else p.answer)
     return [x for x in (re.sub(r"[ \t]+", " ", part).strip() for part in _SENTENCES.split(target)) if x]
 
 
@@ -135,5 +140,5 @@ def substantive(response: str | ParsedResponse, prompt: str) -> bool:
     words: an empty answer, "ok", "Sure, I can help with that." or "I'm glad to help with that. It could help
     with that." is no answer, and none may collect the `helpful` reward."""
     said = [x for x in _sentences(response) if not ACKNOWLEDGEMENTS.match(x)]
-    known = FILLER | set(_WORDS.findall(prompt.lower().replace("\u2019", "'")))
-    return any(w not in known for x in said for w in _WORDS.findall(x))
+    asked = set(_WORDS.findall(_plain(prompt)))
+    return any(w not in FILLER and w not in asked for x in said for w in _WORDS.findall(x))
