@@ -13,9 +13,9 @@ import pytest
 
 from cosmo.config import ClusterConfig, load_config
 from cosmo.data import load_jsonl
-from cosmo.driver import cluster
+from cosmo.driver import checkpoint_eval, cluster
 from cosmo.driver.assets import check_batch_sizes
-from cosmo.driver.checkpoint_eval import model_fingerprint, reusable_report
+from cosmo.driver.checkpoint_eval import free_cpus, model_fingerprint, reusable_report
 from cosmo.driver.cluster import ClusterError, resolve_address, wait_reachable
 from learner.checkpoint import COMPLETE_MARKER
 
@@ -155,3 +155,20 @@ def test_built_in_data_built_with_other_keys_is_named_and_user_data_is_never_tou
     assert stale_builtin_data(tmp_path / "d", pool.data, 0) == "[0] rows per task in rl (this run: data.rl_per_task=4)"
     (tmp_path / "mine").mkdir()  # the user's own data: no generator manifest, never rebuilt
     assert stale_builtin_data(tmp_path / "mine", more.data, 0) is None
+
+
+def test_an_evaluation_between_stages_waits_for_the_cpus_of_the_killed_actors(monkeypatch):
+    # Ray reports 0 free CPUs right after the stage's actors are killed and returns them a moment later; sized
+    # at that moment the evaluation ran on one thread of two (1.7x slower in the SmolLM2 recipe)
+    reads = iter([{}, {"CPU": 0.5}, {"CPU": 2.0}])
+    monkeypatch.setattr(checkpoint_eval.ray, "available_resources", lambda: next(reads))
+    assert free_cpus(2.0, wait_s=5.0, poll_s=0.0) == 2
+
+
+def test_an_evaluation_takes_what_is_free_when_another_job_holds_cpus(monkeypatch):
+    monkeypatch.setattr(checkpoint_eval.ray, "available_resources", lambda: {"CPU": 3.0})
+    started = time.monotonic()
+    assert free_cpus(8.0, wait_s=0.2, poll_s=0.05) == 3
+    assert time.monotonic() - started < 2.0
+    monkeypatch.setattr(checkpoint_eval.ray, "available_resources", lambda: {"CPU": 16.0})
+    assert free_cpus(8.0, wait_s=0.0) == 8  # a task cannot span nodes: the largest node's CPUs at most

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import time
 from pathlib import Path
 
 import ray
@@ -24,6 +25,9 @@ from cosmo.vllm_env import vllm_env
 from learner.checkpoint import COMPLETE_MARKER
 
 log = logging.getLogger("cosmo")
+
+SETTLE_S = 20.0
+"""How long an evaluation between stages waits for the CPUs of the stage that just ended to come back."""
 
 
 def model_fingerprint(model_path: str) -> str:
@@ -49,6 +53,19 @@ def _evaluate_task(model_path: str, eval_file: str, cfg: CosmoConfig, threads: i
                     batch_size=cfg.eval.batch_size, on_gpu=cfg.device == "cuda", rollout=cfg.rollout)
 
 
+def free_cpus(largest: float, *, wait_s: float = SETTLE_S, poll_s: float = 0.25) -> int:
+    """Whole CPUs free for one task: Ray's available CPUs, capped at the largest node's. The stage before an
+    evaluation has just killed its learner ranks and engines, and Ray returns their CPUs a moment later
+    (0 free right after `ray.kill`): wait up to `wait_s` for the node to be whole again, else take what is free
+    (another job's actors hold the rest)."""
+    deadline = time.monotonic() + wait_s
+    while True:
+        free = int(min(ray.available_resources().get("CPU", 0), largest))
+        if free >= int(largest) or time.monotonic() >= deadline:
+            return free
+        time.sleep(poll_s)
+
+
 def evaluate_remote(cfg: CosmoConfig, model_path: str, eval_file: str, *, during_training: bool = False) -> dict:
     """Evaluate a checkpoint in a Ray task: one GPU (and one CPU) on CUDA, else the free CPUs, capped
     at the largest node's (a task cannot span nodes). `during_training` on CPU: the learner and the
@@ -57,11 +74,14 @@ def evaluate_remote(cfg: CosmoConfig, model_path: str, eval_file: str, *, during
     if cfg.device == "cuda":
         task = ray.remote(num_cpus=1, num_gpus=1, runtime_env=env)(_evaluate_task)
         return ray.get(task.remote(model_path, eval_file, cfg, 1))
+    if during_training:
+        task = ray.remote(num_cpus=0, runtime_env=env)(_evaluate_task)
+        return ray.get(task.remote(model_path, eval_file, cfg, 1))
     largest = max((n["Resources"].get("CPU", 0) for n in ray.nodes() if n["Alive"]), default=1)
-    free = int(min(ray.available_resources().get("CPU", 0), largest))
-    reserve = 0 if during_training else max(1, free)
-    task = ray.remote(num_cpus=reserve, runtime_env=env)(_evaluate_task)
-    return ray.get(task.remote(model_path, eval_file, cfg, max(1, free) if reserve else 1))
+    threads = max(1, free_cpus(largest))
+    log.info("[eval] %d CPU threads", threads)
+    task = ray.remote(num_cpus=threads, runtime_env=env)(_evaluate_task)
+    return ray.get(task.remote(model_path, eval_file, cfg, threads))
 
 
 def reusable_report(path: Path, model_path: str, fingerprint: str) -> dict | None:
