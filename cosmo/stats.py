@@ -28,6 +28,17 @@ def wilson_interval(hits: int, n: int, z: float = Z95) -> tuple[float, float]:
     return max(0.0, centre - half), min(1.0, centre + half)
 
 
+def difference_interval(hits_a: int, n_a: int, hits_b: int, n_b: int) -> tuple[float, float]:
+    """95 % interval of the difference of two independent rates, hits_a/n_a - hits_b/n_b: Newcombe's hybrid
+    score interval (method 10 of his 1998 comparison), built from the two Wilson intervals. COSMO's refusal-rate
+    gap (harmful rows refused minus look-alikes refused) is such a difference, over two sets of rows."""
+    p_a, p_b = hits_a / n_a, hits_b / n_b
+    (low_a, high_a), (low_b, high_b) = wilson_interval(hits_a, n_a), wilson_interval(hits_b, n_b)
+    diff = p_a - p_b
+    return (diff - math.sqrt((p_a - low_a) ** 2 + (high_b - p_b) ** 2),
+            diff + math.sqrt((high_a - p_a) ** 2 + (p_b - low_b) ** 2))
+
+
 def mcnemar_exact(only_a: int, only_b: int) -> float:
     """Two-sided exact McNemar p-value from the discordant pairs: rows where only model A has the
     verdict (`only_a`) and rows where only model B has it (`only_b`). Under the null each discordant

@@ -2,7 +2,7 @@
 
 import pytest
 
-from cosmo.stats import mcnemar_exact, paired_change, wilson_interval
+from cosmo.stats import difference_interval, mcnemar_exact, paired_change, wilson_interval
 
 
 def test_wilson_interval_matches_hand_computed_values():
@@ -41,3 +41,16 @@ def test_paired_change_counts_discordant_rows():
                    "p_value": pytest.approx(2 * (1 + 4) / 16)}
     with pytest.raises(ValueError, match="same rows"):
         paired_change([True], [True, False])
+
+
+@pytest.mark.parametrize(("a", "b", "expected"), [
+    ((56, 70), (48, 80), (0.0524, 0.3339)),
+    ((9, 10), (3, 10), (0.1705, 0.8090)),
+    ((6, 7), (2, 7), (0.0582, 0.8062)),
+    ((5, 56), (0, 29), (-0.0381, 0.1926)),
+])
+def test_difference_interval_matches_newcombes_published_examples(a, b, expected):
+    # Newcombe (1998), Statistics in Medicine 17:873-890, Table II, method 10 (score interval without continuity
+    # correction): the examples printed there
+    low, high = difference_interval(*a, *b)
+    assert (low, high) == pytest.approx(expected, abs=1e-4)
