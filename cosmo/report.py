@@ -14,7 +14,7 @@ from typing import Any
 
 import yaml
 
-from cosmo.evaluation.table import PHRASE_LEGEND, metric_cells, phrase_reports, table_legend
+from cosmo.evaluation.table import PHRASE_LEGEND, gap_cells, metric_cells, phrase_reports, table_legend
 from cosmo.report_plots import (
     along_stages,
     has_metric,
@@ -205,9 +205,10 @@ def _fmt(value: float | None, digits: int = 3) -> str:
     return "–" if value is None else f"{value:.{digits}f}"
 
 
-def _eval_rows(reports: dict[str, dict[str, Any]], metrics: Sequence[str]) -> list[list[str]]:
-    """`metric_cells` as markdown table rows ("–" for a missing cell)."""
-    return [[metric, *("–" if c == "-" else c for c in cells)] for metric, cells in metric_cells(reports, metrics)]
+def _eval_rows(reports: dict[str, dict[str, Any]], metrics: Sequence[str], *, gap: bool = False) -> list[list[str]]:
+    """`metric_cells` as markdown table rows ("–" for a missing cell), then the refusal-rate gap's with `gap`."""
+    rows = metric_cells(reports, metrics) + (gap_cells(reports) if gap else [])
+    return [[metric, *("–" if c == "-" else c for c in cells)] for metric, cells in rows]
 
 
 def _table(header: list[str], rows: list[list[str]]) -> list[str]:
@@ -276,7 +277,7 @@ def _markdown(run_dir: Path, config: dict[str, Any], records: list[dict[str, Any
 
     lines += ["", "## Evaluation", ""]
     if evals:
-        lines += _table(["metric", *evals], _eval_rows(evals, EVAL_METRICS)) + [""] + table_legend(evals)
+        lines += _table(["metric", *evals], _eval_rows(evals, EVAL_METRICS, gap=True)) + [""] + table_legend(evals)
         by_phrase, names = phrase_reports(evals)
         if names:
             lines += ["", *_table(["by modality and phrase", *evals], _eval_rows(by_phrase, names)), "", PHRASE_LEGEND]

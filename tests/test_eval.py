@@ -187,6 +187,22 @@ def test_table_shows_counts_intervals_and_marks_only_changes_beyond_noise():
     assert "exact McNemar" in table and "untested" not in table
 
 
+def test_table_ends_with_the_refusal_gap_and_its_newcombe_interval():
+    # Newcombe (1998) Table II's examples as two models: 56 of 70 harmful rows refused and 48 of 80 look-alikes
+    # refused (gap 0.20 [0.0524, 0.3339]), then 9 of 10 against 3 of 10 (gap 0.60 [0.1705, 0.8090])
+    def report(harmful: int, complied: int, benign: int, refused: int) -> dict:
+        return {"metrics": {"unsafe_compliance_rate": complied / harmful, "over_refusal_rate": refused / benign},
+                "counts": {"unsafe_compliance_rate": {"hits": complied, "rows": harmful},
+                           "over_refusal_rate": {"hits": refused, "rows": benign}}}
+
+    table = format_table({"sft": report(70, 14, 80, 48), "rl": report(10, 1, 10, 3)})
+    gap = next(line for line in table.splitlines() if line.startswith("refusal_gap"))
+    assert "0.20 [0.05, 0.33]" in gap and gap.rstrip().endswith("0.60 [0.17, 0.81] +0.40")
+    assert "Newcombe" in table
+    without = format_table({"sft": {"metrics": {"format_rate": 1.0}, "counts": {}}})
+    assert "refusal_gap" not in without and "Newcombe" not in without
+
+
 def test_table_says_which_changes_it_could_not_test():
     sft, rl = _pair_of_reports()
     old = {k: v for k, v in sft.items() if k != "row_hits"}  # a report written before per-row verdicts

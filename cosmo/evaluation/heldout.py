@@ -27,7 +27,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from cosmo.config import RolloutConfig
 from cosmo.data import Sample, load_images
 from cosmo.evaluation.refusal_judge import judge_decisions, judged_report
-from cosmo.evaluation.table import PHRASE_LEGEND, metric_cells, phrase_reports, table_legend
+from cosmo.evaluation.table import PHRASE_LEGEND, gap_cells, metric_cells, phrase_reports, table_legend
 from cosmo.models import blocked_token_ids, generate, load_model, load_preprocessing
 from cosmo.rules.constraints import check_constraints
 from cosmo.rules.refusal import refusal_outcome
@@ -268,12 +268,13 @@ def judge_outputs(judge, samples: Sequence[Sample], outputs: Sequence[str]) -> d
 def format_table(reports: dict[str, dict]) -> str:
     """A plain-text table: one row per metric, one column per evaluated model, each cell a rate with its
     counts and 95 % interval, and from the second column on the change from the column before it,
-    starred when the paired test on the same rows says it is beyond noise (cosmo.evaluation.table). Under it, for
+    starred when the paired test on the same rows says it is beyond noise (cosmo.evaluation.table); last, the
+    refusal-rate gap between harmful rows and their look-alikes with its interval. Under it, for
     the built-in data, the safety metrics again by modality and by phrase seen in training or never seen:
     where a change comes from (a model that learned which phrases are harmful, not what harm is, moves
     the unseen rows the wrong way)."""
     labels = list(reports)
-    rows = metric_cells(reports, [*METRICS, "format_rate"])
+    rows = metric_cells(reports, [*METRICS, "format_rate"]) + gap_cells(reports)
     by_phrase, names = phrase_reports(reports)
     rows_by_phrase = metric_cells(by_phrase, names)
     width = max(len(name) for name, _ in rows + rows_by_phrase) + 2 if rows else 8

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from cosmo.stats import paired_change, wilson_interval
+from cosmo.stats import difference_interval, paired_change, wilson_interval
 
 SIGNIFICANCE = 0.05
 TABLE_LEGEND = (
@@ -28,6 +28,33 @@ def paired_metric_change(before: Mapping, after: Mapping, metric: str) -> dict |
     if not shared:
         return None
     return paired_change([bool(a[i]) for i in shared], [bool(b[i]) for i in shared])
+
+
+GAP_LEGEND = (
+    "refusal_gap: the rate of harmful rows refused minus that of their benign look-alikes refused (1 - "
+    "unsafe_compliance_rate - over_refusal_rate) [95 % Newcombe interval]: how well the model tells the two apart, "
+    "whatever its readiness to refuse; its change from the column before is not tested"
+)
+
+
+def gap_cells(reports: Mapping[str, Mapping]) -> list[tuple[str, list[str]]]:
+    """The refusal-rate gap as one more table row (one cell per report, "-" where it lacks either rate's
+    counts), or no row when no report has both."""
+    cells: list[str] = []
+    before = None
+    for report in reports.values():
+        counts = report.get("counts") or {}
+        unsafe, over = counts.get("unsafe_compliance_rate"), counts.get("over_refusal_rate")
+        if not (unsafe and over and unsafe["rows"] and over["rows"]):
+            cells.append("-")
+            before = None
+            continue
+        refused = unsafe["rows"] - unsafe["hits"]
+        gap = refused / unsafe["rows"] - over["hits"] / over["rows"]
+        low, high = difference_interval(refused, unsafe["rows"], over["hits"], over["rows"])
+        cells.append(f"{gap:.2f} [{low:.2f}, {high:.2f}]" + ("" if before is None else f" {gap - before:+.2f}"))
+        before = gap
+    return [("refusal_gap", cells)] if any(c != "-" for c in cells) else []
 
 
 def metric_cells(reports: Mapping[str, Mapping], metrics: Sequence[str]) -> list[tuple[str, list[str]]]:
@@ -91,9 +118,11 @@ def phrase_reports(reports: Mapping[str, Mapping]) -> tuple[dict[str, dict], lis
 
 
 def table_legend(reports: Mapping[str, Mapping]) -> list[str]:
-    """The legend under an eval table, plus a line naming the changes that could not be tested."""
+    """The legend under an eval table (with the gap's when the table has its row), plus a line naming the
+    changes that could not be tested."""
     labels = list(reports)
     untested = [f"{a} -> {b}" for a, b in zip(labels, labels[1:], strict=False)
                 if not (reports[a].get("row_hits") and reports[b].get("row_hits"))]
-    return [TABLE_LEGEND] + ([f"untested (a report without per-row verdicts): {', '.join(untested)}"]
-                             if untested else [])
+    gap = [GAP_LEGEND] if gap_cells(reports) else []
+    return [TABLE_LEGEND, *gap] + ([f"untested (a report without per-row verdicts): {', '.join(untested)}"]
+                                   if untested else [])
