@@ -45,14 +45,19 @@ def drawn_rows(ledger: Path, stage: str) -> set[str]:
     return ids
 
 
-def evaluate(model: str, data: Path, out: Path, max_new_tokens: int) -> dict:
-    """The `cosmo eval` report of `model` on `data` (reused when `out` already holds one for that model)."""
-    if out.is_file() and json.loads(out.read_text()).get("model") == model:
-        print(f"reusing {out}", flush=True)
-    else:
-        subprocess.run([sys.executable, "-m", "cosmo", "eval", "--model", model, "--data", str(data), "--out", str(out),
-                        "--max-new-tokens", str(max_new_tokens), "--max-model-len", "384", "--kv-cache-gib", "1"],
-                       check=True)
+def evaluate(model: str, pool: Path, ids: set[str], out: Path, args: argparse.Namespace) -> dict:
+    """The `cosmo eval` report's per-row hits of `model` on `pool` (reused when `out` holds one for that model
+    on exactly these rows)."""
+    if out.is_file():
+        report = json.loads(out.read_text())
+        hits = report.get("row_hits") or {}
+        seen = set(hits.get("unsafe_compliance_rate", {})) | set(hits.get("over_refusal_rate", {}))
+        if report.get("model") == model and seen == ids:
+            print(f"reusing {out}", flush=True)
+            return hits
+    subprocess.run([sys.executable, "-m", "cosmo", "eval", "--model", model, "--data", str(pool), "--out", str(out),
+                    "--max-new-tokens", str(args.max_new_tokens), "--max-model-len", str(args.max_model_len),
+                    "--kv-cache-gib", str(args.kv_cache_gib)], check=True)
     return json.loads(out.read_text())["row_hits"]
 
 
@@ -63,6 +68,8 @@ def refused(hits: dict, metric: str, ids: list[str]) -> list[bool]:
 
 def part_line(name: str, before: dict, after: dict, harmful: list[str], benign: list[str]) -> str:
     """Both refusal rates before -> after with the McNemar p of each change, and the gap with its interval."""
+    if not harmful or not benign:
+        return f"{name}: no {'harmful' if not harmful else 'look-alike'} row in this part"
     cells = []
     gaps = []
     for label, hits in (("before", before), ("after", after)):
@@ -84,7 +91,9 @@ def main() -> None:
     ap.add_argument("--after", help="the RL model (default: the stage's last checkpoint in the run)")
     ap.add_argument("--stage", default="rl_mixed", help="the RL stage whose draws count as trained (default rl_mixed)")
     ap.add_argument("--data", type=Path, help="the RL pool (default: rl.jsonl in the run's data.dir)")
-    ap.add_argument("--max-new-tokens", type=int, default=64)
+    ap.add_argument("--max-new-tokens", type=int, default=64, help="as the recipe's eval.max_new_tokens (64)")
+    ap.add_argument("--max-model-len", type=int, default=384, help="vLLM context, as the recipe's rollout (384)")
+    ap.add_argument("--kv-cache-gib", type=float, default=1.0, help="vLLM KV cache on CPU, as the recipe's (1)")
     args = ap.parse_args()
 
     config = args.run / "config.yaml"
@@ -101,17 +110,24 @@ def main() -> None:
         after = str(steps[-1])
     if not data.is_file():
         raise SystemExit(f"trained_rows: {data} does not exist; pass --data")
-    lines = [line for line in data.read_text().splitlines() if line.strip()]
-    rows = [row for row in map(json.loads, lines) if row.get("task") in TASKS]
+    rows = []
+    for n, line in enumerate(data.read_text().splitlines(), 1):
+        try:
+            row = json.loads(line) if line.strip() else {}
+        except ValueError as exc:
+            raise SystemExit(f"trained_rows: {data}:{n}: not JSON ({exc})") from None
+        if row.get("task") in TASKS:
+            rows.append(row)
     if not rows:
         raise SystemExit(f"trained_rows: {data} has no rows of tasks {', '.join(TASKS)}")
+    drawn = drawn_rows(args.run / "ledger.jsonl", args.stage)
     out = args.run / "trained_rows"
     out.mkdir(exist_ok=True)
     pool = out / "pool.jsonl"
     pool.write_text("".join(json.dumps(row) + "\n" for row in rows))
-    before_hits = evaluate(args.before, pool, out / "before.json", args.max_new_tokens)
-    after_hits = evaluate(after, pool, out / "after.json", args.max_new_tokens)
-    drawn = drawn_rows(args.run / "ledger.jsonl", args.stage)
+    ids = {row["id"] for row in rows}
+    before_hits = evaluate(args.before, pool, ids, out / "before.json", args)
+    after_hits = evaluate(after, pool, ids, out / "after.json", args)
     print(f"{args.run}: {args.before} -> {after}, {len(rows)} rows of {data}; {args.stage} drew {len(drawn)} rows")
     for name, keep in (("drawn by RL", lambda i: i in drawn), ("never drawn", lambda i: i not in drawn),
                        ("all", lambda i: True)):

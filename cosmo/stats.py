@@ -32,6 +32,8 @@ def difference_interval(hits_a: int, n_a: int, hits_b: int, n_b: int) -> tuple[f
     """95 % interval of the difference of two independent rates, hits_a/n_a - hits_b/n_b: Newcombe's hybrid
     score interval (method 10 of his 1998 comparison), built from the two Wilson intervals. COSMO's refusal-rate
     gap (harmful rows refused minus look-alikes refused) is such a difference, over two sets of rows."""
+    if n_a <= 0 or n_b <= 0:
+        raise ValueError(f"difference_interval: both rates need rows, got n_a={n_a}, n_b={n_b}")
     p_a, p_b = hits_a / n_a, hits_b / n_b
     (low_a, high_a), (low_b, high_b) = wilson_interval(hits_a, n_a), wilson_interval(hits_b, n_b)
     diff = p_a - p_b

@@ -54,3 +54,8 @@ def test_difference_interval_matches_newcombes_published_examples(a, b, expected
     # correction): the examples printed there
     low, high = difference_interval(*a, *b)
     assert (low, high) == pytest.approx(expected, abs=1e-4)
+
+
+def test_difference_interval_names_the_empty_side():
+    with pytest.raises(ValueError, match="n_a=0, n_b=5"):
+        difference_interval(0, 0, 1, 5)

@@ -38,3 +38,9 @@ def test_a_part_reads_harmful_refusals_as_unsafe_misses_and_counts_by_hand():
     assert "look-alikes refused 3/4 -> 1/4 (p = 0.500)" in line  # two discordant rows, same side: 2 * 1/4
     # gaps: before 3/4 - 3/4 = 0, after 2/4 - 1/4 = +0.25
     assert "gap before +0.00" in line and "after +0.25" in line
+
+
+def test_a_part_without_rows_of_one_kind_says_so_instead_of_dividing_by_zero():
+    hits = {"unsafe_compliance_rate": {"h1": True}, "over_refusal_rate": {}}
+    line = trained_rows.part_line("drawn by RL", hits, hits, ["h1"], [])
+    assert line == "drawn by RL: no look-alike row in this part"

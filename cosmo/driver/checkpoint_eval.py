@@ -54,10 +54,10 @@ def _evaluate_task(model_path: str, eval_file: str, cfg: CosmoConfig, threads: i
 
 
 def free_cpus(largest: float, *, wait_s: float = SETTLE_S, poll_s: float = 0.25) -> int:
-    """Whole CPUs free for one task: Ray's available CPUs, capped at the largest node's. The stage before an
-    evaluation has just killed its learner ranks and engines, and Ray returns their CPUs a moment later
-    (0 free right after `ray.kill`): wait up to `wait_s` for the node to be whole again, else take what is free
-    (another job's actors hold the rest)."""
+    """Whole CPUs free for one task: the cluster's available CPUs, capped at the largest node's. The stage before
+    an evaluation has just killed its learner ranks and engines, and Ray returns their CPUs a moment later
+    (0 free right after `ray.kill`): wait up to `wait_s` for as many as the largest node has, else take what is
+    free then (another job's actors hold the rest)."""
     deadline = time.monotonic() + wait_s
     while True:
         free = int(min(ray.available_resources().get("CPU", 0), largest))

@@ -17,6 +17,11 @@ TABLE_LEGEND = (
     "rate (hits/rows) [95 % Wilson interval]; from the second column on, the change from the column before "
     "it: * = beyond noise (exact McNemar test on the rows both evaluated, p < 0.05), no mark = within noise"
 )
+GAP_LEGEND = (
+    "refusal_gap: the rate of harmful rows refused minus that of their benign look-alikes refused (1 - "
+    "unsafe_compliance_rate - over_refusal_rate) [95 % Newcombe interval]: how well the model tells the two apart, "
+    "whatever its readiness to refuse; its change from the column before is not tested"
+)
 
 
 def paired_metric_change(before: Mapping, after: Mapping, metric: str) -> dict | None:
@@ -30,13 +35,6 @@ def paired_metric_change(before: Mapping, after: Mapping, metric: str) -> dict |
     return paired_change([bool(a[i]) for i in shared], [bool(b[i]) for i in shared])
 
 
-GAP_LEGEND = (
-    "refusal_gap: the rate of harmful rows refused minus that of their benign look-alikes refused (1 - "
-    "unsafe_compliance_rate - over_refusal_rate) [95 % Newcombe interval]: how well the model tells the two apart, "
-    "whatever its readiness to refuse; its change from the column before is not tested"
-)
-
-
 def gap_cells(reports: Mapping[str, Mapping]) -> list[tuple[str, list[str]]]:
     """The refusal-rate gap as one more table row (one cell per report, "-" where it lacks either rate's
     counts), or no row when no report has both."""
@@ -45,7 +43,7 @@ def gap_cells(reports: Mapping[str, Mapping]) -> list[tuple[str, list[str]]]:
     for report in reports.values():
         counts = report.get("counts") or {}
         unsafe, over = counts.get("unsafe_compliance_rate"), counts.get("over_refusal_rate")
-        if not (unsafe and over and unsafe["rows"] and over["rows"]):
+        if not all(isinstance(c, Mapping) and {"hits", "rows"} <= c.keys() and c["rows"] for c in (unsafe, over)):
             cells.append("-")
             before = None
             continue
