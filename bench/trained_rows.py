@@ -7,8 +7,9 @@ on) or a generalisation one (it separates them, and that does not carry to other
 two apart: it evaluates the model before RL and after RL (greedy, through `cosmo eval`) on the harmful and
 look-alike rows of the run's RL pool (`<data.dir>/rl.jsonl`), reads from the run's ledger which of them the stage
 drew, and prints per part both refusal rates, their paired change (exact McNemar) and the gap with its Newcombe
-interval. Rows the stage drew were chosen by dynamic sampling (groups whose samples disagreed), so they start
-nearer the model's boundary than the rest: compare the changes, not the starting gaps. Run it alone on the machine:
+interval. Rows the stage drew were chosen by dynamic sampling (mostly groups whose samples disagreed; flat ones
+only fill a shortfall), so they start nearer the model's boundary than the rest: compare the changes, not the
+starting gaps. Run it alone on the machine:
 
     .venv/bin/python bench/trained_rows.py --run runs/smollm2 --before runs/smollm2/checkpoints/sft/step_24
 """
