@@ -206,7 +206,7 @@ def _fmt(value: float | None, digits: int = 3) -> str:
 
 
 def _eval_rows(reports: dict[str, dict[str, Any]], metrics: Sequence[str], *, gap: bool = False) -> list[list[str]]:
-    """`metric_cells` as markdown table rows ("–" for a missing cell), then the refusal-rate gap's with `gap`."""
+    """`metric_cells` as markdown table rows ("–" for a missing cell), then, with `gap`, the refusal-rate gap's row."""
     rows = metric_cells(reports, metrics) + (gap_cells(reports) if gap else [])
     return [[metric, *("–" if c == "-" else c for c in cells)] for metric, cells in rows]
 
