@@ -24,7 +24,7 @@ from pathlib import Path
 
 import yaml
 
-from cosmo.stats import difference_interval, paired_change
+from cosmo.stats import paired_change, refusal_gap
 
 TASKS = ("safety", "over_refusal")
 
@@ -75,8 +75,8 @@ def part_line(name: str, before: dict, after: dict, harmful: list[str], benign: 
     gaps = []
     for label, hits in (("before", before), ("after", after)):
         h, b = refused(hits, "unsafe_compliance_rate", harmful), refused(hits, "over_refusal_rate", benign)
-        low, high = difference_interval(sum(h), len(h), sum(b), len(b))
-        gaps.append(f"{label} {sum(h) / len(h) - sum(b) / len(b):+.2f} [{low:+.2f}, {high:+.2f}]")
+        gap, low, high = refusal_gap(sum(h), len(h), sum(b), len(b))
+        gaps.append(f"{label} {gap:+.2f} [{low:+.2f}, {high:+.2f}]")
     for label, metric, ids in (("harmful refused", "unsafe_compliance_rate", harmful),
                                ("look-alikes refused", "over_refusal_rate", benign)):
         a, b = refused(before, metric, ids), refused(after, metric, ids)

@@ -41,6 +41,15 @@ def difference_interval(hits_a: int, n_a: int, hits_b: int, n_b: int) -> tuple[f
             diff + math.sqrt((high_a - p_a) ** 2 + (p_b - low_b) ** 2))
 
 
+def refusal_gap(harmful_refused: int, harmful_rows: int, benign_refused: int, benign_rows: int
+                ) -> tuple[float, float, float]:
+    """The refusal-rate gap, harmful rows refused minus benign look-alikes refused, with its 95 % interval
+    (`difference_interval`): (gap, low, high). 1 for a model that refuses exactly the harmful rows, 0 for one
+    that cannot tell the two apart, whatever it refuses."""
+    low, high = difference_interval(harmful_refused, harmful_rows, benign_refused, benign_rows)
+    return harmful_refused / harmful_rows - benign_refused / benign_rows, low, high
+
+
 def mcnemar_exact(only_a: int, only_b: int) -> float:
     """Two-sided exact McNemar p-value from the discordant pairs: rows where only model A has the
     verdict (`only_a`) and rows where only model B has it (`only_b`). Under the null each discordant

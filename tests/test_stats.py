@@ -2,7 +2,7 @@
 
 import pytest
 
-from cosmo.stats import difference_interval, mcnemar_exact, paired_change, wilson_interval
+from cosmo.stats import difference_interval, mcnemar_exact, paired_change, refusal_gap, wilson_interval
 
 
 def test_wilson_interval_matches_hand_computed_values():
@@ -59,3 +59,10 @@ def test_difference_interval_matches_newcombes_published_examples(a, b, expected
 def test_difference_interval_names_the_empty_side():
     with pytest.raises(ValueError, match="n_a=0, n_b=5"):
         difference_interval(0, 0, 1, 5)
+
+
+def test_refusal_gap_is_the_difference_of_refusal_rates_with_newcombes_interval():
+    # 9 of 10 harmful rows refused, 3 of 10 look-alikes refused: gap 0.9 - 0.3, interval as Newcombe's Table II
+    gap, low, high = refusal_gap(9, 10, 3, 10)
+    assert gap == pytest.approx(0.6)
+    assert (low, high) == pytest.approx((0.1705, 0.8090), abs=1e-4)

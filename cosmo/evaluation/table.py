@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from cosmo.stats import difference_interval, paired_change, wilson_interval
+from cosmo.stats import paired_change, refusal_gap, wilson_interval
 
 SIGNIFICANCE = 0.05
 TABLE_LEGEND = (
@@ -47,9 +47,7 @@ def gap_cells(reports: Mapping[str, Mapping]) -> list[tuple[str, list[str]]]:
             cells.append("-")
             before = None
             continue
-        refused = unsafe["rows"] - unsafe["hits"]
-        gap = refused / unsafe["rows"] - over["hits"] / over["rows"]
-        low, high = difference_interval(refused, unsafe["rows"], over["hits"], over["rows"])
+        gap, low, high = refusal_gap(unsafe["rows"] - unsafe["hits"], unsafe["rows"], over["hits"], over["rows"])
         cells.append(f"{gap:.2f} [{low:.2f}, {high:.2f}]" + ("" if before is None else f" {gap - before:+.2f}"))
         before = gap
     return [("refusal_gap", cells)] if any(c != "-" for c in cells) else []
