@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import json
 import math
 import random
 import re
@@ -33,6 +32,7 @@ from transformers import AutoTokenizer
 from transformers.models.qwen2_5_vl.configuration_qwen2_5_vl import Qwen2_5_VLVisionConfig
 from transformers.models.qwen2_5_vl.modeling_qwen2_5_vl import Qwen2_5_VisionTransformerPretrainedModel
 
+from cosmo.data.loader import load_jsonl
 from cosmo.models.tiny import make_image_processor
 
 COLS, ROWS, CELL = 16, 4, 28
@@ -96,12 +96,8 @@ def profile_words(data_dir: Path) -> tuple[list[str], list[str]]:
     and held-out words (a fifth, by hash, so the split does not depend on the file order)."""
     words: set[str] = set()
     for path in sorted(data_dir.glob("*.jsonl")):
-        for n, line in enumerate(path.read_text().splitlines(), 1):
-            try:
-                prompt = json.loads(line)["prompt"]
-            except (json.JSONDecodeError, KeyError, TypeError) as exc:
-                raise SystemExit(f"reading_probe: {path}:{n}: expected a JSON row with a prompt ({exc})") from None
-            words.update(w for w in re.findall(r"[a-z]+", prompt.lower()) if 2 <= len(w) <= 9)
+        for sample in load_jsonl(path):  # the project's loader: a bad row fails naming its file and line
+            words.update(w for w in re.findall(r"[a-z]+", sample.prompt.lower()) if 2 <= len(w) <= 9)
     if not words:
         raise SystemExit(f"reading_probe: no prompt words in {data_dir}/*.jsonl (build the data first)")
     held = {w for w in words if int(hashlib.md5(w.encode()).hexdigest(), 16) % 5 == 0}
