@@ -62,6 +62,16 @@ def resolve_dtype(name: str, device: torch.device) -> torch.dtype:
     return getattr(torch, name)
 
 
+def supervised_rows(rows: list[Sample], which: str, path: str) -> list[Sample]:
+    """The SFT rows of the RL updates' supervised loss (algorithm.sft_rows): `must_refuse` ones or `all`,
+    those with a reference response."""
+    chosen = [r for r in rows if r.response is not None and (which == "all" or r.should_refuse)]
+    if not chosen:
+        raise ValueError(f"algorithm.sft_coef > 0 but {path} has no {which} row with a 'response' "
+                         "(the SFT rows' targets)")
+    return chosen
+
+
 class LearnerRank:
     """Owns the model, optimizer and data view of one rank; every public method is one RPC."""
 
@@ -75,15 +85,17 @@ class LearnerRank:
         self.spec: OptimSpec | None = None
         self.reference: torch.nn.Module | None = None
         self.blank_image: dict[str, torch.Tensor] | None = None  # runs the vision tower in text-only passes
+        self.sft_rows: list[Sample] = []  # the rows of the RL updates' supervised loss (algorithm.sft_coef)
 
     def setup(
         self, rendezvous: str, model_path: str, train_file: str, spec: OptimSpec, threads: int,
-        reference: str | None = None, train_state: str | None = None,
+        reference: str | None = None, train_state: str | None = None, sft_file: str | None = None,
     ) -> dict:
         """Join the process group, load the model, build the engine, read the training data.
 
         `reference`: a model to hold frozen, for a KL penalty against it. `train_state`: a
         checkpoint's train_state directory to restore (resume); `model_path` is then that checkpoint.
+        `sft_file`: SFT rows for the supervised loss each RL update adds (algorithm.sft_coef).
         """
         started = time.perf_counter()
         if threads > 0:
@@ -126,6 +138,8 @@ class LearnerRank:
             ref = load_model(reference, dtype=torch.float32, attn_implementation=self.cfg.model.attn_implementation)
             self.reference = build_frozen(ref.model, self.cfg.learner, spec, self.world_size, bf16, self.device)
         self.samples = load_jsonl(train_file)
+        if sft_file:
+            self.sft_rows = supervised_rows(load_jsonl(sft_file), self.cfg.algorithm.sft_rows, sft_file)
         self.model_path = model_path
         self.spec = spec
         n_params = sum(p.numel() for p in lm.model.parameters())
@@ -143,20 +157,8 @@ class LearnerRank:
         mb = self.spec.micro_batch_size
         if len(indices) != mb * self.spec.grad_accum:
             raise ValueError(f"rank {self.rank} got {len(indices)} samples, expected {mb * self.spec.grad_accum}")
-        batches = []
-        for start in range(0, len(indices), mb):
-            rows = [self.samples[i] for i in indices[start : start + mb]]
-            missing = [r.id for r in rows if r.response is None]
-            if missing:
-                raise ValueError(f"SFT needs a reference 'response' in every row; missing in {missing[:5]}")
-            batch = encode_sft_batch(
-                self.lm,
-                [r.prompt for r in rows],
-                [load_images(r) for r in rows],
-                [r.response for r in rows],  # type: ignore[misc]
-                max_length=self.cfg.data.max_length,
-            )
-            batches.append({k: v.to(self.device) for k, v in batch.items()})
+        batches = [self._sft_batch([self.samples[i] for i in indices[start : start + mb]])
+                   for start in range(0, len(indices), mb)]
         counts = [int((batch["labels"][:, 1:] != -100).sum()) for batch in batches]
         totals = self._step_totals(UpdateTotals(tokens=sum(counts), sequences=0, micro_batches=len(batches)))
         loss_sum = 0.0
@@ -176,6 +178,26 @@ class LearnerRank:
             "skipped": float(not self.engine.was_step_applied()),
             "step_s": time.perf_counter() - started,
         }
+
+    def _sft_batch(self, rows: list[Sample]) -> dict:
+        """One micro-batch of SFT rows on the device: prompt and reference response, labels on the response."""
+        missing = [r.id for r in rows if r.response is None]
+        if missing:
+            raise ValueError(f"SFT needs a reference 'response' in every row; missing in {missing[:5]}")
+        batch = encode_sft_batch(self.lm, [r.prompt for r in rows], [load_images(r) for r in rows],
+                                 [r.response for r in rows],  # type: ignore[misc]
+                                 max_length=self.cfg.data.max_length)
+        return {k: v.to(self.device) for k, v in batch.items()}
+
+    def _supervised_loss(self) -> torch.Tensor:
+        """The SFT loss (token mean) of `algorithm.sft_batch` SFT rows, drawn afresh for each optimizer step
+        from a generator seeded by the seed, the rank and the engine's step count (which a resume restores),
+        so a resumed run draws the same rows."""
+        a = self.cfg.algorithm
+        draw = random.Random(f"{self.cfg.seed}:{self.rank}:{self.engine.global_steps}")
+        batch = self._sft_batch(draw.sample(self.sft_rows, min(a.sft_batch, len(self.sft_rows))))
+        with vision_in_every_pass(self.engine, batch, self.blank_image):
+            return self.engine(**batch).loss  # the mean over its label tokens; DeepSpeed averages the ranks
 
     def _step_totals(self, local: UpdateTotals) -> UpdateTotals:
         """This optimizer step's counts summed over every rank (micro-batches: the most of any rank),
@@ -291,11 +313,13 @@ class LearnerRank:
             masks.append(torch.zeros_like(masks[0]))
             weights.append(torch.zeros_like(weights[0]))
         totals: dict[str, float] = {}
+        out: dict[str, float] = {}
         tokens = 0
         for j, ((batch, labels), idx) in enumerate(encoded):
             chunk = [items[i] for i in idx]
             label_mask, mask = label_masks[j], masks[j]
-            self.engine.set_gradient_accumulation_boundary(j == len(encoded) - 1)
+            last = j == len(encoded) - 1
+            self.engine.set_gradient_accumulation_boundary(last)
             logprobs, entropy = response_logprobs(self.engine, batch, labels, chunk=ln.logprob_chunk_tokens,
                                                   temperature=self.cfg.rollout.temperature, blank=self.blank_image)
             behaviour = place(label_mask, [it.logprobs for it in chunk], dtype=logprobs.dtype)
@@ -322,6 +346,10 @@ class LearnerRank:
                 drift_coef=a.drift_coef, drift_clip=a.drift_clip, kl_coef=a.kl_coef, aggregation=a.aggregation,
                 weights=weights[j], truncated_ratio=fixed_old is not None, kl_weights=kl_weights,
             )
+            if last and self.sft_rows:  # in this backward: under ZeRO-2 every backward reduces the gradients
+                supervised = self._supervised_loss()
+                loss = loss + a.sft_coef * supervised
+                out["sft_loss"] = float(supervised.detach())
             # the weights already normalise over the update: DeepSpeed must not divide by its GAS
             self.engine.backward(loss, scale_wrt_gas=False)
             with torch.no_grad():
@@ -334,8 +362,9 @@ class LearnerRank:
             for key, value in stats.items():
                 totals[key] = totals.get(key, 0.0) + value * n
             tokens += n
+        out.update({key: value / max(tokens, 1) for key, value in totals.items()})
         self.engine.step()
-        return {key: value / max(tokens, 1) for key, value in totals.items()}, {
+        return out, {
             "tokens": tokens, "truncated_rows": int(sum(c.sum() for c in cut)), "micro_batches": len(encoded),
             "padded_micro_batches": padding}
 

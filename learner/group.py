@@ -132,13 +132,14 @@ class LearnerGroup:
         return "; ".join(parts)
 
     def setup(self, model_path: str, train_file: str, spec: OptimSpec, reference: str | None = None,
-              train_state: str | None = None) -> list[dict]:
+              train_state: str | None = None, sft_file: str | None = None) -> list[dict]:
         """Load the model on every rank; `reference`: a frozen model for the KL penalty;
-        `train_state`: restore optimizer, schedule, counters and RNG from a checkpoint (resume)."""
+        `train_state`: restore optimizer, schedule, counters and RNG from a checkpoint (resume);
+        `sft_file`: the rows of the RL updates' supervised loss (algorithm.sft_coef)."""
         threads = self.cfg.learner.threads_per_rank or 1
         return self._all("setup", "setup", None, timeout_key="startup_timeout_s", rendezvous=self._rendezvous(),
                          model_path=model_path, train_file=train_file, spec=spec, threads=threads,
-                         reference=reference, train_state=train_state)
+                         reference=reference, train_state=train_state, sft_file=sft_file)
 
     def _rendezvous(self) -> str:
         """Ranks on one node meet through a fresh file (no TCP listener at all); ranks on several

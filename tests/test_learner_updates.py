@@ -201,3 +201,48 @@ def test_the_gradient_does_not_depend_on_micro_batches_token_budget_or_ranks(ray
     assert reference > 0
     for name, norm in norms.items():
         assert norm == pytest.approx(reference, rel=1e-6), (name, norms)
+
+
+@pytest.mark.slow
+def test_the_supervised_anchor_adds_sft_coef_times_the_sft_loss_gradient(rank, tiny_model, builtin_data):
+    """algorithm.sft_coef: with every advantage 0 (GRPO: no policy gradient) an RL update's gradient is
+    sft_coef x the gradient of the SFT loss on the anchor rows, computed here on a separate copy of the model."""
+    from cosmo.models import encode_sft_batch, load_model
+    from learner.actor import supervised_rows
+
+    rows = load_jsonl(builtin_data["train"])
+    anchors = supervised_rows(rows, "must_refuse", str(builtin_data["train"]))
+    assert anchors and all(r.should_refuse and r.response for r in anchors)
+    assert len(anchors) == sum(1 for r in rows if r.should_refuse and r.response is not None)
+    # every anchor is drawn (sft_batch = their number), so the draw's order does not matter
+    anchors = [r for r in anchors if not r.images][:6]
+    rank.sft_rows = anchors
+    a = rank.cfg.algorithm
+    a.name, a.sft_coef, a.sft_batch = "grpo", 0.5, len(anchors)
+    rank.spec = dataclasses.replace(rank.spec, micro_batch_size=8, grad_accum=1, mini_batches=1, epochs=1)
+    items = [dataclasses.replace(it, advantage=0.0) for it in _items(8)]
+    out = rank.rl_step(items)
+
+    lm = load_model(str(tiny_model), dtype=torch.float32)
+    lm.model.train()
+    batch = encode_sft_batch(lm, [r.prompt for r in anchors], [[] for _ in anchors], [r.response for r in anchors],
+                             max_length=rank.cfg.data.max_length)
+    loss = lm.model(**batch).loss
+    (0.5 * loss).backward()
+    expected = torch.sqrt(sum((p.grad.double() ** 2).sum() for p in lm.model.parameters() if p.grad is not None))
+    assert out["sft_loss"] == pytest.approx(float(loss.detach()), rel=1e-5)
+    assert out["grad_norm"] == pytest.approx(float(expected), rel=1e-4)
+    # without the anchor the same batch has no gradient at all
+    rank.sft_rows = []
+    assert rank.rl_step(items)["grad_norm"] == pytest.approx(0.0, abs=1e-12)
+
+
+def test_the_supervised_anchor_rows_are_the_sft_rows_asked_for(builtin_data):
+    from learner.actor import supervised_rows
+
+    rows = load_jsonl(builtin_data["train"])
+    every = supervised_rows(rows, "all", "train.jsonl")
+    assert [r.id for r in every] == [r.id for r in rows if r.response is not None]
+    without = [dataclasses.replace(r, response=None) if r.should_refuse else r for r in rows]
+    with pytest.raises(ValueError, match=r"train\.jsonl has no must_refuse row with a 'response'"):
+        supervised_rows(without, "must_refuse", "train.jsonl")

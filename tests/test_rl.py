@@ -280,7 +280,8 @@ def test_rl_resumed_after_a_crash_ends_bit_identical_to_an_uninterrupted_run(ray
 
     rows, train_file = _instruction_rows(builtin_data, tmp_path / "eight-rows.jsonl") if mode == "async" else ([], None)
     common = ("rl.steps=4", "checkpoint.every_steps=1", "checkpoint.keep_last=2", "rl.lr=5e-4", f"rl.mode={mode}",
-              "algorithm.refusal_balance=true", "algorithm.refusal_balance_window=5")
+              "algorithm.refusal_balance=true", "algorithm.refusal_balance_window=5",
+              "algorithm.sft_coef=0.5", "algorithm.sft_rows=all", "algorithm.sft_batch=2")  # + the anchor's draws
     clean = _run(_cfg(sft_model, builtin_data, tmp_path, "clean", *common), sft_model, builtin_data, train_file)
 
     real_save = loop.save_if_due
@@ -303,7 +304,8 @@ def test_rl_resumed_after_a_crash_ends_bit_identical_to_an_uninterrupted_run(ray
     resumed = _run(cfg, sft_model, builtin_data, train_file, resume=point)
 
     # the same steps, each once, with the same data, samples, losses and updates
-    keys = ("reward/mean", "response/length_mean", "train/loss", "train/grad_norm", "policy/version", "epoch")
+    keys = ("reward/mean", "response/length_mean", "train/loss", "train/sft_loss", "train/grad_norm", "policy/version",
+            "epoch")
     clean_steps = [r for r in clean if r["stage"] == "rl"]
     resumed_steps = [r for r in resumed if r["stage"] == "rl"]
     assert [r["step"] for r in resumed_steps] == [1, 2, 3, 4]

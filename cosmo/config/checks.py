@@ -166,6 +166,9 @@ def _validate_tree(cfg: CosmoConfig) -> None:
     _check(a.kl_rows in KL_ROWS, "algorithm.kl_rows", f"one of {KL_ROWS}", a.kl_rows)
     _check(a.kl_rows == "all" or a.kl_coef > 0, "algorithm.kl_rows", "'all' unless algorithm.kl_coef > 0 (it "
            "chooses the rows of that KL)", a.kl_rows)
+    _check(a.sft_coef >= 0, "algorithm.sft_coef", "a number >= 0", a.sft_coef)
+    _check(a.sft_rows in KL_ROWS, "algorithm.sft_rows", f"one of {KL_ROWS}", a.sft_rows)
+    _check(a.sft_batch >= 1, "algorithm.sft_batch", "an integer >= 1 (rows per rank)", a.sft_batch)
     _check(a.is_cap >= 1, "algorithm.is_cap", "a number >= 1", a.is_cap)
     _check(a.group_size >= 2, "algorithm.group_size", "an integer >= 2", a.group_size)
     _check(a.refusal_balance_window >= 1, "algorithm.refusal_balance_window", "an integer >= 1 (batches)",

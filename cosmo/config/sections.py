@@ -308,6 +308,12 @@ class AlgorithmConfig:
                          "near the sampling policy, not the run near its start")
     kl_rows: str = opt("all", "rows the reference KL (kl_coef) applies to: all, or must_refuse (only rows that must be "
                        "refused, so that it holds the start model's refusals while the other rows move freely)")
+    sft_coef: float = opt(0.0, "weight of a supervised loss on the SFT rows added to every RL optimizer step "
+                          "(InstructGPT's PPO-ptx): it holds what SFT taught, on rows RL does not draw, while RL "
+                          "moves; 0: off")
+    sft_rows: str = opt("must_refuse", "the SFT rows of that loss: must_refuse (the refusals of harmful requests) "
+                        "or all (every SFT row with a response)")
+    sft_batch: int = opt(4, "SFT rows per learner rank in each optimizer step's supervised loss")
     is_cap: float = opt(2.0, "async mode: per-token importance weight pi_learner/pi_rollout is truncated at this "
                         "value (truncated importance sampling)")
     group_size: int = opt(8, "responses sampled per prompt (the group of group-relative advantages)")

@@ -35,17 +35,20 @@ log = logging.getLogger("cosmo")
 
 
 def run_rl(cfg: CosmoConfig, tracker: RunTracker, model_path: str, train_file: str,
-           resume: ResumePoint | None = None, eval_file: str | None = None, name: str = "rl") -> str:
+           resume: ResumePoint | None = None, eval_file: str | None = None, name: str = "rl",
+           sft_file: str | None = None) -> str:
     """The actor-learner loop on `model_path` (the stage's start model, and the KL reference); returns
     the final checkpoint's path. With `resume` the learner and the engines start from that checkpoint at
     its policy version, the data order continues, and in async mode the rollout that was already
     sampled for the next step is trained on as it was. With `eval_file` and `eval.every_steps`, the
     checkpoints in between are evaluated too. `name`: the stage's name in checkpoints, metrics, ledger,
-    samples, progress lines and evaluation labels (`rl`, or a key of train.stage_configs)."""
+    samples, progress lines and evaluation labels (`rl`, or a key of train.stage_configs). `sft_file`: the
+    rows of `algorithm.sft_coef`'s supervised loss (default: `train_file`)."""
     rl, g = cfg.rl, cfg.algorithm.group_size
     with open_stage(cfg, tracker, name, rl, model_path=model_path, train_file=train_file,
                     items_per_step=rl.prompts_per_step * g, sampler_seed=sampler_seed(cfg.seed, name, "rl"),
-                    resume=resume, reference=model_path if cfg.algorithm.kl_coef > 0 else None) as stage, \
+                    resume=resume, reference=model_path if cfg.algorithm.kl_coef > 0 else None,
+                    sft_file=(sft_file or train_file) if cfg.algorithm.sft_coef > 0 else None) as stage, \
             rollout_and_rewards(cfg, stage, train_file) as (rollout, rewards):
         evaluate_resumed_checkpoint(cfg, tracker, name, resume, eval_file)
         progress = Progress(name, rl.steps, cfg.logging.log_every, first=stage.first)

@@ -83,9 +83,11 @@ def optim_spec(section: SFTConfig | RLConfig, items_per_step: int, num_ranks: in
 @contextlib.contextmanager
 def open_stage(cfg: CosmoConfig, tracker: RunTracker, name: str, section: SFTConfig | RLConfig, *,
                model_path: str, train_file: str, items_per_step: int, sampler_seed: int,
-               resume: ResumePoint | None, reference: str | None = None) -> Iterator[Stage]:
+               resume: ResumePoint | None, reference: str | None = None,
+               sft_file: str | None = None) -> Iterator[Stage]:
     """Read the rows, restore the data order, start the learner on the stage's start model (or on the
-    resumed checkpoint, with its optimizer state); the learner is shut down when the block ends."""
+    resumed checkpoint, with its optimizer state); the learner is shut down when the block ends.
+    `sft_file`: SFT rows the learner adds a supervised loss on (an RL stage's algorithm.sft_coef)."""
     rows = load_jsonl(train_file)
     sampler = make_sampler(cfg, rows, sampler_seed)
     first = 1
@@ -97,7 +99,7 @@ def open_stage(cfg: CosmoConfig, tracker: RunTracker, name: str, section: SFTCon
     try:
         info = learner.setup(str(resume.path) if resume else model_path, train_file,
                              optim_spec(section, items_per_step, cfg.learner.num_ranks), reference=reference,
-                             train_state=str(resume.path / TRAIN_STATE) if resume else None)
+                             train_state=str(resume.path / TRAIN_STATE) if resume else None, sft_file=sft_file)
         log.info("[%s] %d learner ranks ready in %.1f s (%s params, %s trainable, device %s, ZeRO-%d)%s", name,
                  cfg.learner.num_ranks, time.perf_counter() - started, f"{info[0]['params']:,}",
                  f"{info[0]['trainable']:,}", info[0]["device"], cfg.learner.zero_stage,

@@ -82,7 +82,7 @@ def train(cfg: CosmoConfig) -> dict[str, dict]:
                 total = stage_cfg.sft.steps if kind == "sft" else stage_cfg.rl.steps
                 data = assets.rl_file if kind == "rl" else assets.train_file
                 model_path = run_or_resume_stage(stage_cfg, tracker, stage, kind, total, model_path, data,
-                                                 assets.eval_file, point)
+                                                 assets.eval_file, point, sft_file=assets.train_file)
                 if cfg.eval.stages is None or stage in cfg.eval.stages:
                     reports.update(evaluate_once(cfg, tracker, stage, model_path, assets.eval_file, total))
             if first is not None:
@@ -107,10 +107,11 @@ def final_report(cfg: CosmoConfig, run_dir: Path, point: ResumePoint) -> dict | 
 
 
 def run_or_resume_stage(cfg: CosmoConfig, tracker: RunTracker, stage: str, kind: str, total: int, model_path: str,
-                        train_file: str, eval_file: str, point: ResumePoint | None) -> str:
+                        train_file: str, eval_file: str, point: ResumePoint | None, sft_file: str | None = None) -> str:
     """The stage's final model: trained from `model_path` by its kind's loop with the stage's `cfg`,
     continued from the resume point, or (a stage finished before the resume point, or the point is its
-    last step) the checkpoint already there."""
+    last step) the checkpoint already there. `sft_file`: the SFT rows, which an RL stage's
+    `algorithm.sft_coef` trains on beside its own."""
     order = cfg.train.stages
     if point is not None and order.index(stage) < order.index(point.stage):
         finished = finished_stage_model(tracker.dir, stage)
@@ -120,4 +121,5 @@ def run_or_resume_stage(cfg: CosmoConfig, tracker: RunTracker, stage: str, kind:
         if resume.step >= total:
             return str(resume.path)  # the checkpoint is this stage's last step
         model_path = resume.state["stage_start_model"]
-    return STAGES[kind](cfg, tracker, model_path, train_file, resume=resume, eval_file=eval_file, name=stage)
+    extra = {"sft_file": sft_file} if kind == "rl" else {}
+    return STAGES[kind](cfg, tracker, model_path, train_file, resume=resume, eval_file=eval_file, name=stage, **extra)
