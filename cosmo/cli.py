@@ -48,6 +48,9 @@ def _cmd_data_build(args: argparse.Namespace) -> int:
         return _data_build_world(args)
     from cosmo.data import build_dataset  # noqa: PLC0415 - see the module docstring
 
+    if args.rl_only_topics:
+        print("cosmo: --rl-only-topics is an option of --profile world, not of --profile builtin", file=sys.stderr)
+        return 2
     paths = build_dataset(args.out, seed=args.seed, train_per_task=args.train_per_task,
                           eval_per_task=args.eval_per_task, eval_disjoint=args.eval_disjoint,
                           rl_per_task=args.rl_per_task, sft_over_refusal_refusals=args.sft_over_refusal_refusals,
@@ -72,7 +75,7 @@ def _data_build_world(args: argparse.Namespace) -> int:
             return 2
     sizes = {k: getattr(args, k) for k in ("train_per_task", "rl_per_task", "eval_per_task")
              if getattr(args, k) != defaults[k]}
-    for split, path in build_world(args.out, seed=args.seed, **sizes).items():
+    for split, path in build_world(args.out, seed=args.seed, rl_only_topics=args.rl_only_topics, **sizes).items():
         log.info("%s: %s", split, path)
     return 0
 
@@ -345,6 +348,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="share of text-only train rows reworded in SFT-only phrasings")
     p.add_argument("--rl-only-harmful-phrases", type=int, default=0,
                    help="harmful phrases kept out of the train rows and used only in the RL pool")
+    p.add_argument("--rl-only-topics", type=float, default=0.0,
+                   help="world profile: share of the harmful and look-alike topics kept out of SFT, asked only "
+                        "in the RL pool")
     p.set_defaults(fn=_cmd_data_build)
 
     p = data.add_parser("distill", help="fill the SFT targets of rows marked needs_distill with a model's own answers",

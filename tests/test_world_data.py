@@ -179,6 +179,34 @@ def test_sizes_are_checked(tmp_path):
         build_world(tmp_path, train_per_task=100_000, rl_per_task=100_000)
 
 
+def test_rl_only_topics_are_kept_out_of_sft_and_asked_in_rl(rows, built, tmp_path):
+    build_world(tmp_path / "split", rl_only_topics=0.5)
+    split = {name: load_jsonl(tmp_path / "split" / f"{name}.jsonl") for name in SPLITS}
+    manifest = json.loads((tmp_path / "split" / "manifest.json").read_text())
+    assert manifest["options"] == {"rl_only_topics": 0.5}
+    assert set(manifest["rl_only_topics"]) == {"safety", "over_refusal"}  # capability rows teach SFT nothing
+    for task, bank in (("safety", wb.HARMFUL), ("over_refusal", wb.BENIGN)):
+        rl_only = set(manifest["rl_only_topics"][task])
+        for group, topics in bank.items():  # half of each group's train-side topics, rounded
+            train_side = {t.name for t in topics if not t.heldout}
+            assert len(train_side & rl_only) == round(len(train_side) / 2), (task, group)
+        sft_topics = {s.meta["topic"] for s in _of(split["train"], task)}
+        rl_topics = {s.meta["topic"] for s in _of(split["rl"], task)}
+        assert not sft_topics & rl_only and rl_only <= rl_topics, task
+    assert Counter(s.task for s in split["train"]) == dict.fromkeys(WORLD, SIZES["train"])
+    assert Counter(s.task for s in split["rl"]) == dict.fromkeys(WORLD, SIZES["rl"])
+    # the held-out split and the capability rows do not depend on the share
+    assert (tmp_path / "split" / "eval.jsonl").read_bytes() == (built / "eval.jsonl").read_bytes()
+    for name in ("train", "rl"):
+        assert [s.prompt for s in split[name] if s.task in ("reasoning", "knowledge", "instruction")] == \
+            [s.prompt for s in rows[name] if s.task in ("reasoning", "knowledge", "instruction")]
+    assert manifest["heldout_topics"] == json.loads((built / "manifest.json").read_text())["heldout_topics"]
+    with pytest.raises(ValueError, match=r"rl_only_topics must be a share in \[0, 1\), got 1.0"):
+        build_world(tmp_path / "bad", rl_only_topics=1.0)
+    with pytest.raises(ValueError, match="or train_per_task the .* outside the RL-only topics"):
+        build_world(tmp_path / "bad", train_per_task=250, rl_per_task=1, rl_only_topics=0.9)
+
+
 def test_cli_builds_the_world_profile(built, tmp_path, capsys):
     assert build_parser().parse_args(["data", "build", "--out", "x"]).profile == "builtin"
     assert main(["data", "build", "--profile", "world", "--out", str(tmp_path / "cli")]) == 0
@@ -191,7 +219,12 @@ def test_cli_builds_the_world_profile(built, tmp_path, capsys):
     assert [len(load_jsonl(small / f"{split}.jsonl")) for split in SPLITS] == [10, 15, 20]
     assert main(["data", "build", "--profile", "world", "--out", str(tmp_path / "bad"), "--sft-frames", "0.5"]) == 2
     assert "--sft-frames" in capsys.readouterr().err
+    assert main(["data", "build", "--out", str(tmp_path / "bad"), "--rl-only-topics", "0.5"]) == 2
+    assert "--rl-only-topics is an option of --profile world" in capsys.readouterr().err
     assert not (tmp_path / "bad").exists()
+    assert main(["data", "build", "--profile", "world", "--out", str(tmp_path / "split"), "--rl-only-topics",
+                 "0.5"]) == 0
+    assert json.loads((tmp_path / "split" / "manifest.json").read_text())["options"] == {"rl_only_topics": 0.5}
 
 
 # --- the recipe's assets: the profile built by the driver, SFT targets required and reused ----------------------------
@@ -246,6 +279,9 @@ def test_world_data_built_with_the_run_s_sizes_is_not_reported_stale(tmp_path):
     builtin = _recipe(tmp_path, "data.profile=builtin", "data.distill=false")
     assert stale_builtin_data(Path(cfg.data.dir), builtin.data, cfg.seed) == (
         "profile world (this run: data.profile=builtin)")
+    split = _recipe(tmp_path, "data.rl_only_topics=0.5")
+    assert stale_builtin_data(Path(cfg.data.dir), split.data, cfg.seed) == (
+        "rl_only_topics=0.0 (this run: data.rl_only_topics=0.5)")
     manifest = Path(cfg.data.dir) / "manifest.json"  # made by an older generator (thinks on its refusals)
     manifest.write_text(json.dumps(json.loads(manifest.read_text()) | {"generator_version": "1"}))
     assert stale_builtin_data(Path(cfg.data.dir), cfg.data, cfg.seed) == (

@@ -55,7 +55,10 @@ def _check_profile(d: DataConfig) -> None:
     if d.profile != "world":
         _check(not d.distill, "data.distill", "false unless data.profile=world (its rows are the ones marked for it)",
                d.distill)
+        _check(d.rl_only_topics == 0, "data.rl_only_topics", "0 unless data.profile=world (a key of that profile)",
+               d.rl_only_topics)
         return
+    _check(0 <= d.rl_only_topics < 1, "data.rl_only_topics", "a share in [0, 1)", d.rl_only_topics)
     _check(d.rl_per_task >= 1, "data.rl_per_task", "an integer >= 1 with data.profile=world (it writes rl.jsonl)",
            d.rl_per_task)
     defaults = DataConfig(dir="")

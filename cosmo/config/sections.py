@@ -85,6 +85,10 @@ class DataConfig:
     rl_only_harmful_phrases: int = opt(0, "built-in set: harmful phrases of the train side kept out of every train "
                                        "row and used only in the RL pool, so that RL keeps refusing requests SFT "
                                        "never showed while it learns to answer benign ones (up to 32)")
+    rl_only_topics: float = opt(0.0, "world profile: share of the harmful and look-alike train-side topics of each "
+                                "category kept out of SFT and asked only in the RL pool, so that RL is rewarded on "
+                                "topics SFT never showed (held-out topics stay as they are); 0: SFT and RL share "
+                                "every topic")
     max_length: int = opt(256, "tokens per training sequence (prompt, image tokens and response)")
     augment: bool = opt(False, "add multimodal jailbreak variants of text-only harmful rows (and the same "
                         "variants of benign-sensitive rows) to the training file, materialised once per "

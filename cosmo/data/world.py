@@ -31,6 +31,7 @@ GENERATOR_VERSION = "2"  # 2: refusal targets with an empty <think>
 WORLD_TASKS: tuple[str, ...] = tuple(t for t in TASKS if t != "jailbreak")  # text only: no image attacks
 SPLITS = ("train", "rl", "eval")
 SIDES = ("train", "eval")  # the train side feeds train.jsonl and rl.jsonl, the eval side eval.jsonl
+REQUEST_TASKS = ("safety", "over_refusal")  # harmful requests and their look-alikes: the ones SFT teaches
 PROBLEMS_PER_TEMPLATE = 60  # distinct word problems drawn per reasoning template
 
 
@@ -217,32 +218,63 @@ def _topic_counts(task: str, pools: dict[str, Pool]) -> dict[str, dict[str, int]
 
 
 # --- public API ----------------------------------------------------------------------------------------------------
+def _rl_only_topics(task: str, pool: Pool, share: float, seed: int) -> list[str]:
+    """`share` of the train-side topics of each harm category (look-alike kind), rounded, drawn with the seed:
+    topics that only the RL pool asks about. 0 for the capability tasks, whose SFT targets teach nothing."""
+    if task not in REQUEST_TASKS or not share:
+        return []
+    label = "kind" if task == "over_refusal" else "category"
+    groups: dict[str, list[str]] = {}
+    for name, cores in pool.items():
+        groups.setdefault(cores[0][0].meta[label], []).append(name)
+    rng = random.Random(f"world/{seed}/{task}/rl_only")
+    return sorted(name for names in groups.values() for name in rng.sample(names, round(share * len(names))))
+
+
+def _split_train_side(task: str, train_side: list[Item], rl_only: list[str], train_per_task: int,
+                      rl_per_task: int) -> tuple[list[Item], list[Item]]:
+    """The SFT rows (the first `train_per_task` of the spread outside the RL-only topics) and the RL rows (the
+    next `rl_per_task` of the rest, RL-only topics included); more than the topics hold is an error."""
+    sft_side = [item for item in train_side if item.meta["topic"] not in rl_only]
+    if len(sft_side) < train_per_task or len(train_side) < train_per_task + rl_per_task:
+        raise ValueError(f"world profile: train_per_task + rl_per_task = {train_per_task + rl_per_task} exceeds "
+                         f"the {len(train_side)} distinct {task} prompts of the train-side topics (or train_per_task "
+                         f"the {len(sft_side)} outside the RL-only topics)")
+    sft = sft_side[:train_per_task]
+    taken = {item.prompt for item in sft}
+    return sft, [item for item in train_side if item.prompt not in taken][:rl_per_task]
+
+
 def build_world(out_dir: str | Path, *, seed: int = 0, train_per_task: int = 100, rl_per_task: int = 200,
-                eval_per_task: int = 200) -> dict[str, Path]:
+                eval_per_task: int = 200, rl_only_topics: float = 0.0) -> dict[str, Path]:
     """Write train.jsonl (SFT rows), rl.jsonl (RL prompts), eval.jsonl (held-out topics) and manifest.json.
 
     Each file has exactly its per-task count of rows for every task of WORLD_TASKS; more than the banks hold is an
-    error naming the size. Same arguments -> byte-identical files. Returns split -> path.
+    error naming the size. rl_only_topics: share of the harmful and look-alike train-side topics that SFT never
+    shows and RL does (as RL prompts outnumber SFT data in practice); the eval split is the same whatever the
+    share. Same arguments -> byte-identical files. Returns split -> path.
     """
     sizes = {"train_per_task": train_per_task, "rl_per_task": rl_per_task, "eval_per_task": eval_per_task}
     for name, value in sizes.items():
         if not isinstance(value, int) or isinstance(value, bool) or value < 1:
             raise ValueError(f"world profile: {name} must be an integer >= 1, got {value!r}")
+    if not 0.0 <= rl_only_topics < 1.0:
+        raise ValueError(f"world profile: rl_only_topics must be a share in [0, 1), got {rl_only_topics!r}")
     chosen: dict[str, list[Item]] = {split: [] for split in SPLITS}
     topics: dict[str, dict[str, dict[str, int]]] = {}
     heldout: dict[str, list[str]] = {}
+    rl_only: dict[str, list[str]] = {}
     for task in WORLD_TASKS:
         pools = _pools(task, seed)
         rng = random.Random(f"world/{seed}/{task}")
         train_side, eval_side = _spread(pools["train"], rng), _spread(pools["eval"], rng)
-        if len(train_side) < train_per_task + rl_per_task:
-            raise ValueError(f"world profile: train_per_task + rl_per_task = {train_per_task + rl_per_task} exceeds "
-                             f"the {len(train_side)} distinct {task} prompts of the train-side topics")
         if len(eval_side) < eval_per_task:
             raise ValueError(f"world profile: eval_per_task = {eval_per_task} exceeds the {len(eval_side)} distinct "
                              f"{task} prompts of the held-out topics")
-        chosen["train"] += train_side[:train_per_task]
-        chosen["rl"] += train_side[train_per_task:train_per_task + rl_per_task]
+        rl_only[task] = _rl_only_topics(task, pools["train"], rl_only_topics, seed)
+        sft, rl = _split_train_side(task, train_side, rl_only[task], train_per_task, rl_per_task)
+        chosen["train"] += sft
+        chosen["rl"] += rl
         chosen["eval"] += eval_side[:eval_per_task]
         topics[task] = _topic_counts(task, pools)
         heldout[task] = list(pools["eval"])
@@ -253,10 +285,12 @@ def build_world(out_dir: str | Path, *, seed: int = 0, train_per_task: int = 100
         "generator_version": GENERATOR_VERSION,
         "seed": seed,
         "sizes": sizes,
+        "options": {"rl_only_topics": rl_only_topics},
         "counts": {split: {task: sum(it.task == task for it in chosen[split]) for task in WORLD_TASKS}
                    for split in SPLITS},
         "topics": topics,
         "heldout_topics": heldout,
+        "rl_only_topics": {task: names for task, names in rl_only.items() if names},
         "files": {split: path.name for split, path in paths.items()},
     }
     (out / "manifest.json").write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")

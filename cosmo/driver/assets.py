@@ -70,8 +70,10 @@ def stale_builtin_data(data_dir: Path, data: DataConfig, seed: int) -> str | Non
         have = set(counts.get(split, {}).values()) or {0}
         if have != {n}:
             return f"{sorted(have)} rows per task in {split} (this run: data.{split}_per_task={n})"
-    if data.profile == "world":  # its only options are the sizes
-        return None
+    if data.profile == "world":  # its only option besides the sizes
+        made_with = built.get("options", {}).get("rl_only_topics", 0.0)
+        return None if made_with == data.rl_only_topics else \
+            f"rl_only_topics={made_with} (this run: data.rl_only_topics={data.rl_only_topics})"
     if any(bool(options.get(k)) != bool(v) or (v and options.get(k) != v) for k, v in wanted_options.items()):
         return f"options {options} (this run: {wanted_options})"
     return None
@@ -125,7 +127,7 @@ def build_data(cfg: CosmoConfig) -> None:
 
         d = cfg.data
         build_world(d.dir, seed=cfg.seed, train_per_task=d.train_per_task, rl_per_task=d.rl_per_task,
-                    eval_per_task=d.eval_per_task)
+                    eval_per_task=d.eval_per_task, rl_only_topics=d.rl_only_topics)
     else:
         build_from_config(cfg.data, cfg.seed)
 
