@@ -32,6 +32,7 @@ from learner.checkpoint import (
     TRAIN_STATE,
     finalize_checkpoint,
     gathered_parameters,
+    model_side_files,
     staging_dir,
     write_hf_model,
 )
@@ -81,7 +82,7 @@ class LearnerRank:
         self.cfg = cfg
         self.engine = None
         self.samples: list[Sample] = []
-        self.model_path = ""
+        self.side_files: dict[str, bytes] = {}  # the start model's tokenizer and configs, for every checkpoint
         self.spec: OptimSpec | None = None
         self.reference: torch.nn.Module | None = None
         self.blank_image: dict[str, torch.Tensor] | None = None  # runs the vision tower in text-only passes
@@ -140,7 +141,7 @@ class LearnerRank:
         self.samples = load_jsonl(train_file)
         if sft_file:
             self.sft_rows = supervised_rows(load_jsonl(sft_file), self.cfg.algorithm.sft_rows, sft_file)
-        self.model_path = model_path
+        self.side_files = model_side_files(model_path)
         self.spec = spec
         n_params = sum(p.numel() for p in lm.model.parameters())
         n_train = sum(p.numel() for p in lm.model.parameters() if p.requires_grad)
@@ -397,7 +398,7 @@ class LearnerRank:
 
     def save(self, tmp: str) -> None:
         """Collective: the HF model (rank 0) and every rank's training state into the staging dir."""
-        write_hf_model(self.engine.module, source_dir=self.model_path, tmp=Path(tmp),
+        write_hf_model(self.engine.module, side_files=self.side_files, tmp=Path(tmp),
                        zero_stage=self.cfg.learner.zero_stage, rank=self.rank)
         save_train_state(self.engine, Path(tmp) / TRAIN_STATE, self.rank)
 

@@ -44,14 +44,23 @@ def staging_dir(out_dir: Path) -> Path:
     return out_dir.parent / f".tmp-{out_dir.name}"
 
 
-def write_hf_model(module: torch.nn.Module, *, source_dir: str | Path, tmp: Path, zero_stage: int, rank: int) -> None:
-    """Collective under ZeRO-3: every rank calls it; rank 0 writes the HF model files into `tmp`."""
+def model_side_files(source_dir: str | Path) -> dict[str, bytes]:
+    """The source model's files a checkpoint carries over unchanged (tokenizer, chat template, processor configs),
+    read when the learner starts, so that a save does not depend on the source directory still being there (an
+    earlier stage's checkpoint pruned or deleted mid-stage would otherwise lose the stage's training)."""
+    return {item.name: item.read_bytes() for item in sorted(Path(source_dir).iterdir())
+            if item.is_file() and item.suffix != ".safetensors" and item.name not in _NOT_COPIED}
+
+
+def write_hf_model(module: torch.nn.Module, *, side_files: dict[str, bytes], tmp: Path, zero_stage: int,
+                   rank: int) -> None:
+    """Collective under ZeRO-3: every rank calls it; rank 0 writes the HF model files (the weights and config, and
+    `side_files` from `model_side_files`) into `tmp`."""
     with gathered_parameters(module, zero_stage):
         if rank != 0:
             return
-        for item in Path(source_dir).iterdir():
-            if item.is_file() and item.suffix != ".safetensors" and item.name not in _NOT_COPIED:
-                shutil.copy2(item, tmp / item.name)
+        for name, data in side_files.items():
+            (tmp / name).write_bytes(data)
         module.save_pretrained(tmp, safe_serialization=True)
 
 

@@ -37,7 +37,7 @@ SAVER = textwrap.dedent('''
     from cosmo.driver.checkpoints import save_if_due
     from learner.actor import LearnerRank
     import shutil
-    from learner.checkpoint import TRAIN_STATE, latest_checkpoint, verify_checkpoint, write_hf_model
+    from learner.checkpoint import TRAIN_STATE, latest_checkpoint, model_side_files, verify_checkpoint, write_hf_model
 
     model_dir, root = sys.argv[1], Path(sys.argv[2])
     module = load_model(model_dir).model
@@ -50,7 +50,7 @@ SAVER = textwrap.dedent('''
         """LearnerGroup.save's three phases, both ranks in this process."""
         def save(self, out_dir, meta, driver_state):
             tmp = LearnerRank.prepare_checkpoint(None, out_dir)
-            write_hf_model(module, source_dir=model_dir, tmp=Path(tmp), zero_stage=0, rank=0)
+            write_hf_model(module, side_files=model_side_files(model_dir), tmp=Path(tmp), zero_stage=0, rank=0)
             for rank in (0, 1):
                 save_file({"optim.0.exp_avg": torch.full((8,), float(rank))},
                           str(Path(tmp) / TRAIN_STATE / f"rank_{rank}.safetensors"))
@@ -143,6 +143,25 @@ class _Payload:
 
     def __reduce__(self):
         return (Path.touch, (self.path,))
+
+
+def test_a_save_does_not_need_the_start_model_directory_any_more(tiny_model, tmp_path):
+    from learner.checkpoint import model_side_files, write_hf_model
+
+    start = tmp_path / "start"  # e.g. the previous stage's checkpoint, pruned or deleted while this stage trains
+    shutil.copytree(tiny_model, start)
+    carried = {p.name: p.read_bytes() for p in start.iterdir()
+               if p.suffix != ".safetensors" and p.name not in ("config.json", "generation_config.json")}
+    assert any(name.startswith("tokenizer") for name in carried)
+    side_files = model_side_files(start)  # read when the learner starts
+    module = load_model(start).model
+    shutil.rmtree(start)
+    out = tmp_path / "saved"
+    out.mkdir()
+    write_hf_model(module, side_files=side_files, tmp=out, zero_stage=0, rank=0)
+    assert {name: (out / name).read_bytes() for name in carried} == carried
+    again = load_model(out)
+    assert torch.equal(next(again.model.parameters()), next(module.parameters()))
 
 
 def _pickle_to(path: Path, canary: Path) -> None:
