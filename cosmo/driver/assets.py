@@ -71,7 +71,7 @@ def stale_builtin_data(data_dir: Path, data: DataConfig, seed: int) -> str | Non
         if have != {n}:
             return f"{sorted(have)} rows per task in {split} (this run: data.{split}_per_task={n})"
     if data.profile == "world":  # its only option besides the sizes
-        made_with = built.get("options", {}).get("rl_only_topics", 0.0)
+        made_with = options.get("rl_only_topics", 0.0)
         return None if made_with == data.rl_only_topics else \
             f"rl_only_topics={made_with} (this run: data.rl_only_topics={data.rl_only_topics})"
     if any(bool(options.get(k)) != bool(v) or (v and options.get(k) != v) for k, v in wanted_options.items()):
