@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 BENCH = Path(__file__).resolve().parents[1] / "bench"
 sys.path.insert(0, str(BENCH))
@@ -35,3 +36,17 @@ def test_each_glyph_lands_in_the_vision_token_labelled_with_its_character():
         assert inputs["image_grid_thw"].tolist() == [[1, 8, 32]]
         tokens = inputs["pixel_values"].numpy().reshape(64, 4, 3, 2, 14 * 14)  # token, patch, channel, frame, pixel
         assert [t for t in range(64) if np.ptp(tokens[t], axis=-1).max() > 1e-6] == [*range(15), 16]
+
+
+def test_lm_reading_cuts_a_word_into_the_longest_vocabulary_pieces_first():
+    import lm_reading  # noqa: PLC0415 - the bench beside the probe
+
+    vocab = {"Ġab": 0, "Ġa": 1, "b": 2, "o": 3, "r": 4, "t": 5, "or": 6, "ort": 7, "Ġ": 8, "a": 9}
+    # "abort": "Ġab" (no "Ġabo"), then "ort" (3 characters) when 3 are allowed, "or" + "t" at 2, letters at 1
+    assert lm_reading.pieces("abort", 3, vocab) == [0, 7]
+    assert lm_reading.pieces("abort", 2, vocab) == [0, 6, 5]
+    assert lm_reading.pieces("abort", 1, vocab) == [1, 2, 3, 4, 5]
+    # no "Ġb": the space becomes a piece of its own before the letters
+    assert lm_reading.pieces("bat", 1, vocab) == [8, 2, 9, 5]
+    with pytest.raises(ValueError, match="'z' of 'az'"):
+        lm_reading.pieces("az", 1, vocab)
