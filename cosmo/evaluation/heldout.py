@@ -203,7 +203,9 @@ def generate_vllm(model_path: str, samples: Sequence[Sample], *, max_new_tokens:
                   on_gpu: bool, rollout: RolloutConfig, seed: int = 0, rows_per_call: int | None = None) -> list[str]:
     """Responses from a vLLM engine built as the rollout actors build theirs (same dtype, prompt
     format and blocked vision tokens), so evaluation sees what training sampled from. All rows go in one
-    call unless `rows_per_call` is given (bench/eval_batching.py compares the two; greedy outputs are the same)."""
+    call unless `rows_per_call` is given (bench/eval_batching.py compares the two; greedy outputs are the same).
+    Sampling is seeded through the engine only, as in the rollout actors: a request with a seed of its own
+    crashes vLLM's CPU sampler once the scheduler splits its prefill ("CPU Generator does not use offset")."""
     use_vllm_env_here()
     from vllm import SamplingParams  # noqa: PLC0415 - vLLM: only the vllm engine
 
@@ -212,7 +214,7 @@ def generate_vllm(model_path: str, samples: Sequence[Sample], *, max_new_tokens:
     prep = load_preprocessing(model_path)
     llm = open_engine(model_path, rollout, on_gpu=on_gpu, seed=seed,
                       max_images=max((len(s.images) for s in samples), default=1))
-    params = SamplingParams(temperature=temperature, max_tokens=max_new_tokens, seed=seed,
+    params = SamplingParams(temperature=temperature, max_tokens=max_new_tokens,
                             logit_bias={t: -100.0 for t in blocked_token_ids(prep.tokenizer)})
     per_call = rows_per_call or max(len(samples), 1)
     texts: list[str] = []
