@@ -7,7 +7,8 @@ vocabulary, met by the tower only if that word was rendered in training). This b
 each held-out word of `bench/reading_probe.py`'s split given as: its own tokens (the tokenizer's pieces: the control),
 pieces of at most 3 and 2 characters, and single characters (what the probe's tower emits), the pieces taken
 longest-first from SmolLM2's vocabulary. A word counts as read when the greedy answer contains it. No image and no
-tower are involved: a tower that emitted every piece's embedding exactly would reach these figures and no more.
+tower are involved: a tower that emitted every piece's embedding exactly would reach these figures with this
+prompt; the control shows what the prompt itself costs.
 
     .venv/bin/python bench/lm_reading.py [--model runs/assets/smollm2] [--data runs/assets/world]
 """
