@@ -176,6 +176,11 @@ class RolloutGroup:
                     raise RolloutError(f"rollout actor {i} did not come back within rollout.restart_timeout_s="
                                        f"{self.restart_timeout_s:g} s after failing while {what}") from exc
                 time.sleep(1.0)
+            except ray.exceptions.OutOfMemoryError as exc:
+                raise RolloutError(f"rollout actor {i} was killed by Ray's memory monitor while restarting after "
+                                   f"failing while {what}: {str(exc).splitlines()[0]} Run nothing else on the node, "
+                                   "lower rollout.cpu_kv_cache_gib or rl.micro_batch_size, and keep checkpoint."
+                                   "every_steps set so that resume=auto continues the stage") from exc
             except ray.exceptions.RayActorError as exc:
                 raise RolloutError(f"rollout actor {i} could not be restarted after failing while {what} "
                                    f"(rollout.max_restarts={self.max_restarts} used?): "

@@ -193,6 +193,30 @@ def test_rollout_actors_that_die_or_hang_are_restarted_and_no_sample_is_lost_or_
     assert [[r[k] for k in keys] for r in steps] == [[r[k] for k in keys] for r in clean_steps]
 
 
+def test_a_restart_killed_by_rays_memory_monitor_ends_the_run_with_one_line_that_says_what_to_do(monkeypatch):
+    from actors.group import RolloutError, RolloutGroup
+
+    class Actor:  # info.remote() hands back a ref; the ray.get below is Ray's memory monitor killing the worker
+        class info:  # noqa: N801 - mirrors a Ray actor method handle
+            @staticmethod
+            def remote():
+                return "ref"
+
+    def killed(ref, timeout):
+        raise ray.exceptions.OutOfMemoryError("2 worker(s) were killed due to the node running low on memory. "
+                                              "Memory on the node was 22.39GB used / 23.54GB limit\nTop users: ...")
+
+    group = object.__new__(RolloutGroup)  # only the restart wait is under test, no engine is started
+    group.actors, group.info, group.restart_timeout_s = [Actor()], [None], 60.0
+    monkeypatch.setattr(ray, "get", killed)
+    with pytest.raises(RolloutError) as caught:
+        group._wait_restarted(0, "loading policy version 24")
+    message = str(caught.value)
+    assert "\n" not in message and message.startswith("rollout actor 0 was killed by Ray's memory monitor while "
+                                                        "restarting after failing while loading policy version 24")
+    assert "22.39GB used / 23.54GB limit" in message and "checkpoint.every_steps" in message
+
+
 @pytest.mark.slow
 def test_async_mode_overlaps_with_a_lag_of_one_and_the_same_updates(ray_cluster, sft_model, builtin_data, tmp_path):
     # from the SFT'd model, groups differ in reward: the updates really move the policy
