@@ -73,7 +73,6 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=Path("runs/assets/world"))
     parser.add_argument("--words", type=int, default=0, help="first N held-out words only (0: all)")
     args = parser.parse_args()
-    torch.manual_seed(0)
     tokenizer = AutoTokenizer.from_pretrained(args.model)
     model = AutoModelForCausalLM.from_pretrained(args.model, dtype=torch.float32).eval()
     vocab = tokenizer.get_vocab()
